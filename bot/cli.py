@@ -1,0 +1,152 @@
+"""The ``quotebot`` command: ask, search --json, index, run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from config.settings import Settings, SettingsError, load_settings
+from retrieval.formats import TranscriptError
+
+QUOTE_CHARS = 600
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="quotebot", description="Verbatim answers from talk and podcast transcripts.")
+    p.add_argument("--corpus", type=Path, help="folder of transcripts (+ optional corpus.toml); or QUOTEBOT_CORPUS")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    ask = sub.add_parser("ask", help="answer one question in the terminal")
+    ask.add_argument("question", nargs="+")
+    search = sub.add_parser("search", help="ranked passages; with --json one JSON line per query")
+    search.add_argument("--json", action="store_true", help="print JSON (one object per query line)")
+    search.add_argument("--top-k", type=int, default=5)
+    search.add_argument("query", nargs="*", help="the query; without it, one query per stdin line")
+    index = sub.add_parser("index", help="build (or verify) the index")
+    index.add_argument("--corpus", dest="sub_corpus", type=Path)
+    run = sub.add_parser("run", help="start the bot on every configured platform (console when none)")
+    run.add_argument("--platform", choices=("console", "discord", "slack"), action="append")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    corpus = getattr(args, "sub_corpus", None) or args.corpus
+    try:
+        settings = load_settings(**({"corpus_dir": corpus} if corpus else {}))
+        if corpus and not corpus.is_dir():
+            raise SettingsError(f"--corpus: {str(corpus)!r} is not a folder")
+    except SettingsError as e:
+        print(f"quotebot: setting error: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.cmd == "index":
+            return _index(settings)
+        if args.cmd == "search":
+            return _search(settings, args)
+        if args.cmd == "ask":
+            return _ask(settings, " ".join(args.question))
+        return _run(settings, args.platform)
+    except TranscriptError as e:
+        print(f"quotebot: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _searcher(settings: Settings, progress=None):
+    from bot.app import build_searcher
+
+    return build_searcher(settings, progress)
+
+
+def _index(settings: Settings) -> int:
+    from bot.app import index_dir
+    from retrieval.index import IndexStore
+    from retrieval.search import build_and_publish
+
+    progress = _progress_bar if sys.stderr.isatty() else None
+    index = build_and_publish(settings.corpus_dir, settings.manifest_path, IndexStore(index_dir(settings)), progress)
+    if progress:
+        sys.stderr.write("\n")
+    print(f"indexed {len(index.sources)} transcripts, {index.size} passages, {len(index.vocab)} terms "
+          f"-> {index_dir(settings)}")
+    return 0
+
+
+def _progress_bar(done: int, total: int) -> None:
+    width = 30
+    filled = int(width * done / max(1, total))
+    sys.stderr.write(f"\rindexing [{'#' * filled}{'.' * (width - filled)}] {done}/{total} passages")
+    sys.stderr.flush()
+
+
+def _search(settings: Settings, args) -> int:
+    searcher = _searcher(settings)
+    k = max(1, args.top_k)
+    queries = [" ".join(args.query)] if args.query else (line.rstrip("\n") for line in sys.stdin)
+    for q in queries:
+        hits = searcher.search(q, k=k) if q.strip() else []
+        if args.json:
+            results = [
+                {
+                    "text": h.text[:QUOTE_CHARS],
+                    "source_id": h.source.source_id,
+                    "title": h.source.title,
+                    "speaker": h.passage.speaker,
+                    "start": h.passage.start,
+                    "url": h.url,
+                    "score": h.score,
+                }
+                for h in hits
+            ]
+            sys.stdout.write(json.dumps({"query": q, "results": results}, ensure_ascii=False) + "\n")
+        else:
+            for i, h in enumerate(hits, 1):
+                sys.stdout.write(f"{i}. [{h.score:.2f}] {h.source.title}: {h.text}\n   {h.url or ''}\n")
+        sys.stdout.flush()
+    return 0
+
+
+def _ask(settings: Settings, question: str) -> int:
+    from bot.app import core_options
+    from bot.core import QuoteBot
+    from bot.render.text import render_text
+    from bot.reply import Request, Via
+
+    async def once() -> str:
+        core = QuoteBot(_searcher(settings), core_options(settings))
+        try:
+            reply = await core.handle(Request(text=question, via=Via.CONSOLE))
+        finally:
+            core.close()
+        return render_text(reply, ansi=sys.stdout.isatty())
+
+    print(asyncio.run(once()))
+    return 0
+
+
+def _run(settings: Settings, platforms: list[str] | None) -> int:
+    from bot.app import configured_platforms, serve
+
+    chosen = list(dict.fromkeys(platforms)) if platforms else configured_platforms(settings)
+    missing = [p for p in chosen if (p == "discord" and not settings.discord_enabled)
+               or (p == "slack" and not settings.slack_enabled)]
+    if missing:
+        names = {"discord": "DISCORD_TOKEN", "slack": "SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_APP_TOKEN)"}
+        print(f"quotebot: setting error: --platform {missing[0]} needs {names[missing[0]]}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(settings, chosen))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

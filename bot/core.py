@@ -1,0 +1,254 @@
+"""The platform-neutral bot: a Request in, a Reply out. No Discord or Slack here."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.commands import Command, parse
+from bot.memo import InMemoryMemo, Memo
+from bot.ratelimit import RateLimiter
+from bot.reply import Action, ActionKind, QuoteCard, Reply, Request
+from retrieval.links import thumbnail_url
+from retrieval.model import Hit
+from retrieval.search import Searcher
+
+log = logging.getLogger(__name__)
+
+PAGE = 3
+MAX_QUERY_CHARS = 300
+
+HELP = """I answer questions with verbatim quotes from the transcripts I know.
+  ask <question>   the three passages that best answer it (or just ask the question)
+  quote [topic]    one quote, at random or about a topic
+  sources          the transcripts I search, with links
+  daily ...        a quote posted to this channel every day (daily help)
+  help             this text
+Every quote is word for word from a transcript, with a link to the moment."""
+
+
+class DailyCommands(Protocol):
+    """What the core needs from the daily-post service (``bot.daily``)."""
+
+    async def handle(self, request: Request, arg: str) -> Reply: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CoreOptions:
+    """Tunable behaviour of the core, filled from settings at the entry point."""
+
+    page_size: int = PAGE
+    max_query_chars: int = MAX_QUERY_CHARS
+    rate_per_minute: float = 20.0
+    rate_burst: int = 5
+    slash_ephemeral: bool = True
+    search_threads: int = 4
+
+
+class QuoteBot:
+    """Routes commands to the searcher and builds platform-neutral replies."""
+
+    def __init__(
+        self,
+        searcher: Searcher,
+        options: CoreOptions | None = None,
+        *,
+        memo: Memo | None = None,
+        daily: DailyCommands | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.searcher = searcher
+        self.options = options or CoreOptions()
+        self.memo = memo or InMemoryMemo()
+        self.daily = daily
+        self.rng = rng or random.Random()
+        self.limiter = RateLimiter(self.options.rate_per_minute, self.options.rate_burst)
+        self._pool = ThreadPoolExecutor(self.options.search_threads, thread_name_prefix="search")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self, fn, *args):
+        # Retrieval is CPU work: run it on a thread so one slow query never blocks others.
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    # --- entry points -------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Reply:
+        """Answer one command. Never raises: failures become a short apology."""
+        try:
+            if not self.limiter.allow(f"{request.platform}:{request.user_id}"):
+                wait = self.limiter.retry_after(f"{request.platform}:{request.user_id}")
+                return Reply(
+                    text=f"You're asking faster than I can keep up. Try again in {wait:.0f} s.",
+                    ephemeral=True,
+                    kind="rate_limited",
+                )
+            return await self._dispatch(request, parse(request.text, request.command))
+        except Exception:
+            return self._apology(request)
+
+    async def handle_action(self, payload: str, request: Request) -> Reply:
+        """Answer a button press whose payload came from an earlier Reply."""
+        try:
+            return await self._action(payload, request)
+        except Exception:
+            return self._apology(request)
+
+    def _apology(self, request: Request) -> Reply:
+        ref = uuid.uuid4().hex[:8]
+        log.exception("command failed ref=%s platform=%s via=%s", ref, request.platform, request.via.value)
+        return Reply(
+            text=f"Sorry, something went wrong on my side. Reference: {ref}.",
+            ephemeral=True,
+            error_ref=ref,
+            kind="error",
+        )
+
+    # --- commands -----------------------------------------------------------------
+
+    async def _dispatch(self, request: Request, command: Command) -> Reply:
+        if command.name == "help":
+            return Reply(text=HELP, kind="help", ephemeral=True)
+        if command.name == "sources":
+            return self._sources()
+        if command.name == "quote":
+            return await self._quote(command.arg)
+        if command.name == "daily":
+            if self.daily is None:
+                return Reply(text="Daily quotes are not configured on this bot.", kind="daily", ephemeral=True)
+            return await self.daily.handle(request, command.arg)
+        if command.name in ("more", "context"):
+            return Reply(text="Use the buttons under an answer for more results or context.", ephemeral=True)
+        return await self._ask(request, command.arg)
+
+    async def _ask(self, request: Request, question: str, offset: int = 0) -> Reply:
+        question, notice = self._cut(question)
+        if not question:
+            return Reply(text="Ask me something, e.g. `ask what did he say about the Fermi paradox`.", kind="help")
+        qkey = await self._remember(question)
+        size = self.options.page_size
+        hits = await self._run(self.searcher.search, question, size + 1, offset)
+        if not hits:
+            return self._nothing_found(question, notice, offset)
+        shown, has_more = hits[:size], len(hits) > size
+        actions = []
+        if has_more:
+            actions.append(Action(ActionKind.MORE, "More", f"more:{qkey}:{offset + size}"))
+        actions.append(Action(ActionKind.CONTEXT, "Context", f"ctx:{shown[0].passage.key}"))
+        if self.options.slash_ephemeral:
+            actions.append(Action(ActionKind.POST, "Post to channel", f"post:ask:{qkey}:{offset}"))
+        header = f"Results {offset + 1}–{offset + len(shown)} for “{question}”" if offset else ""
+        return Reply(
+            text="\n".join(t for t in (notice, header) if t),
+            cards=tuple(card(h) for h in shown),
+            actions=tuple(actions),
+            ephemeral=self.options.slash_ephemeral,
+            kind="answer",
+            extra={"query": question},
+        )
+
+    def _nothing_found(self, question: str, notice: str, offset: int) -> Reply:
+        if offset:
+            return Reply(text=f"No more results for “{question}”.", kind="answer", ephemeral=True)
+        topics = self.searcher.suggestions(self.rng, 5)
+        hint = f" Try a topic such as {', '.join(topics)}," if topics else " Try other words,"
+        text = f"I found nothing about “{question}” in the transcripts.{hint} or see `sources` for what I know."
+        return Reply(text="\n".join(t for t in (notice, text) if t), kind="answer", ephemeral=True)
+
+    async def _quote(self, topic: str) -> Reply:
+        topic, notice = self._cut(topic)
+        hit = await self._run(self.searcher.random_quote, self.rng, topic or None)
+        if hit is None:
+            return self._nothing_found(topic, notice, 0)
+        actions = (Action(ActionKind.CONTEXT, "Context", f"ctx:{hit.passage.key}"),)
+        return Reply(text=notice, cards=(card(hit),), actions=actions, kind="quote")
+
+    def _sources(self) -> Reply:
+        lines = []
+        for s in self.searcher.sources():
+            when = f" ({s.date})" if s.date else ""
+            link = f" {s.url}" if s.url else ""
+            lines.append(f"• {s.title}{when}{link}")
+        return Reply(text="Transcripts I search:\n" + "\n".join(lines), kind="sources", ephemeral=True)
+
+    # --- buttons ------------------------------------------------------------------
+
+    async def _action(self, payload: str, request: Request) -> Reply:
+        kind, _, rest = payload.partition(":")
+        if kind == "more":
+            qkey, _, offset = rest.rpartition(":")
+            question = await self.memo.get(qkey)
+            if question is None or not offset.isdigit():
+                return _stale()
+            return await self._ask(request, question, int(offset))
+        if kind == "ctx":
+            hit = await self._run(self.searcher.context, rest)
+            if hit is None:
+                return _stale()
+            return Reply(cards=(card(hit),), kind="context", ephemeral=self.options.slash_ephemeral)
+        if kind == "post":
+            inner = await self._action(rest.replace("ask:", "more:", 1), request)
+            if inner.kind == "stale":
+                return inner
+            kept = tuple(a for a in inner.actions if a.kind is not ActionKind.POST)
+            return Reply(
+                text=inner.text, cards=inner.cards, actions=kept, ephemeral=False, kind=inner.kind, extra=inner.extra
+            )
+        return _stale()
+
+    # --- helpers ------------------------------------------------------------------
+
+    def _cut(self, text: str) -> tuple[str, str]:
+        text = " ".join(text.split())
+        limit = self.options.max_query_chars
+        if len(text) <= limit:
+            return text, ""
+        cut = text[: limit + 1].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+        return cut, f"(Your question was longer than {limit} characters; I searched for its first part.)"
+
+    async def _remember(self, question: str) -> str:
+        key = hashlib.sha256(question.encode()).hexdigest()[:16]
+        await self.memo.put(key, question)
+        return key
+
+
+def _stale() -> Reply:
+    return Reply(
+        text="That button belongs to an answer I no longer have. Please ask again.", ephemeral=True, kind="stale"
+    )
+
+
+def card(hit: Hit) -> QuoteCard:
+    """The QuoteCard for a search hit."""
+    p, s = hit.passage, hit.source
+    if p.start is not None:
+        label = clock(p.start)
+    elif s.timed is False and p.position:
+        label = f"about {round(p.position * 100)}% in"
+    else:
+        label = ""
+    return QuoteCard(
+        text=p.text,
+        title=s.title,
+        source_id=s.source_id,
+        passage_key=p.key,
+        speaker=p.speaker,
+        time_label=label,
+        url=hit.url,
+        thumbnail_url=thumbnail_url(s.url),
+        highlights=hit.highlights,
+    )
+
+
+def clock(seconds: float) -> str:
+    """``754.2`` -> ``"12:34"``; hours shown when needed."""
+    s = int(seconds)
+    h, m = divmod(s // 60, 60)
+    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"

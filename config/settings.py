@@ -1,0 +1,296 @@
+"""Typed settings from the environment and an optional ``.env`` file.
+
+Loaded once at the entry point (``load_settings``) and passed down. A missing or
+malformed value raises ``SettingsError`` whose message names the variable and never
+contains a secret's value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_CORPUS = PROJECT_ROOT / "data" / "transcripts"
+BUNDLED_MANIFEST = Path(__file__).resolve().parent / "corpus.toml"
+DISCORD_API_BASE = "https://discord.com/api/v10"
+SLACK_API_URL = "https://slack.com/api/"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Secret:
+    """A secret value that never shows itself in repr, str or f-strings."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot reads from its environment."""
+
+    corpus_dir: Path = BUNDLED_CORPUS
+    index_dir: Path | None = None
+    log_level: str = "INFO"
+    # core
+    rate_per_minute: float = 20.0
+    rate_burst: int = 5
+    ephemeral: bool = True
+    search_mode: str = "auto"
+    embed_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    # discord
+    discord_token: Secret | None = None
+    discord_api_base: str = DISCORD_API_BASE
+    discord_gateway_url: str | None = None
+    discord_shard_count: int | None = None
+    discord_shard_ids: tuple[int, ...] | None = None
+    discord_prefix: str = "!"
+    discord_message_content: bool = False
+    defer_after: float = 1.0
+    # slack
+    slack_bot_token: Secret | None = None
+    slack_signing_secret: Secret | None = None
+    slack_app_token: Secret | None = None
+    slack_client_id: str | None = None
+    slack_client_secret: Secret | None = None
+    slack_api_url: str = SLACK_API_URL
+    slack_commands: dict[str, str] = field(
+        default_factory=lambda: {"ask": "/ask", "quote": "/quote", "sources": "/quote-sources", "daily": "/quote-daily"}
+    )
+    # http + state
+    host: str = "127.0.0.1"
+    port: int = 3000
+    database_url: str = ""
+    timezone: str = "UTC"
+    daily_grace_minutes: int = 180
+    daily_poll_seconds: float = 30.0
+
+    @property
+    def discord_enabled(self) -> bool:
+        return bool(self.discord_token)
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_signing_secret) and (
+            bool(self.slack_bot_token) or bool(self.slack_client_id) or bool(self.slack_app_token)
+        )
+
+    @property
+    def manifest_path(self) -> Path:
+        """The corpus manifest: ``corpus.toml`` inside the corpus, else the bundled one."""
+        inside = self.corpus_dir / "corpus.toml"
+        if inside.exists() or self.corpus_dir.resolve() != BUNDLED_CORPUS.resolve():
+            return inside
+        return BUNDLED_MANIFEST
+
+
+def default_database_url(root: Path = PROJECT_ROOT) -> str:
+    return f"sqlite+aiosqlite:///{root / '.cache' / 'quotebot.sqlite3'}"
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env", **overrides: object
+) -> Settings:
+    """Read settings from ``environ`` (default ``os.environ``) over a ``.env`` file.
+
+    ``overrides`` (e.g. ``corpus_dir`` from the command line) win over both.
+    """
+    env: dict[str, str] = {}
+    if dotenv_path and Path(dotenv_path).is_file():
+        env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    env.update(os.environ if environ is None else environ)
+    r = _Reader(env)
+    values = dict(
+        corpus_dir=r.path("QUOTEBOT_CORPUS", BUNDLED_CORPUS, must_exist=True),
+        index_dir=r.path("QUOTEBOT_INDEX_DIR", None),
+        log_level=r.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True),
+        rate_per_minute=r.number("QUOTEBOT_RATE_PER_MINUTE", 20.0, minimum=0),
+        rate_burst=int(r.number("QUOTEBOT_RATE_BURST", 5, minimum=1, integer=True)),
+        ephemeral=r.flag("QUOTEBOT_EPHEMERAL", True),
+        search_mode=r.choice("QUOTEBOT_SEARCH_MODE", "auto", ("auto", "lexical", "hybrid")),
+        embed_model=r.text("QUOTEBOT_EMBED_MODEL", "sentence-transformers/all-MiniLM-L6-v2"),
+        discord_token=r.secret("DISCORD_TOKEN"),
+        discord_api_base=r.url("DISCORD_API_BASE", DISCORD_API_BASE, ("http", "https")).rstrip("/"),
+        discord_gateway_url=r.url("DISCORD_GATEWAY_URL", None, ("ws", "wss")),
+        discord_shard_count=r.optional_int("DISCORD_SHARD_COUNT", minimum=1),
+        discord_shard_ids=r.int_list("DISCORD_SHARD_IDS"),
+        discord_prefix=r.text("DISCORD_PREFIX", "!"),
+        discord_message_content=r.flag("DISCORD_MESSAGE_CONTENT", False),
+        defer_after=r.number("QUOTEBOT_DEFER_AFTER", 1.0, minimum=0),
+        slack_bot_token=r.secret("SLACK_BOT_TOKEN"),
+        slack_signing_secret=r.secret("SLACK_SIGNING_SECRET"),
+        slack_app_token=r.secret("SLACK_APP_TOKEN"),
+        slack_client_id=r.text("SLACK_CLIENT_ID", "") or None,
+        slack_client_secret=r.secret("SLACK_CLIENT_SECRET"),
+        slack_api_url=r.url("SLACK_API_URL", SLACK_API_URL, ("http", "https")),
+        slack_commands=r.mapping("SLACK_COMMANDS", Settings().slack_commands),
+        host=r.text("HOST", "127.0.0.1"),
+        port=int(r.number("PORT", 3000, minimum=0, maximum=65535, integer=True)),
+        database_url=r.text("DATABASE_URL", "") or default_database_url(),
+        timezone=r.zone("QUOTEBOT_TIMEZONE", "UTC"),
+        daily_grace_minutes=int(r.number("QUOTEBOT_DAILY_GRACE_MINUTES", 180, minimum=0, integer=True)),
+        daily_poll_seconds=r.number("QUOTEBOT_DAILY_POLL_SECONDS", 30.0, minimum=0.05),
+    )
+    values.update(overrides)
+    s = Settings(**values)
+    _check_combinations(s)
+    return s
+
+
+def _check_combinations(s: Settings) -> None:
+    if s.discord_shard_ids is not None:
+        if s.discord_shard_count is None:
+            raise SettingsError("DISCORD_SHARD_IDS: needs DISCORD_SHARD_COUNT to be set as well")
+        bad = [i for i in s.discord_shard_ids if i >= s.discord_shard_count]
+        if bad:
+            raise SettingsError(f"DISCORD_SHARD_IDS: shard {bad[0]} is not below DISCORD_SHARD_COUNT")
+    slack_any = s.slack_bot_token or s.slack_app_token or s.slack_client_id
+    if slack_any and not s.slack_signing_secret and not s.slack_app_token:
+        raise SettingsError("SLACK_SIGNING_SECRET: required when SLACK_BOT_TOKEN or SLACK_CLIENT_ID is set")
+    if s.slack_client_id and not s.slack_client_secret:
+        raise SettingsError("SLACK_CLIENT_SECRET: required when SLACK_CLIENT_ID is set")
+    if s.slack_app_token and not s.slack_app_token.get().startswith("xapp-"):
+        raise SettingsError("SLACK_APP_TOKEN: must be an app-level token (starts with xapp-)")
+    if not s.database_url.split(":", 1)[0].startswith(("sqlite", "postgresql", "postgres")):
+        raise SettingsError("DATABASE_URL: must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    def text(self, name: str, default: str) -> str:
+        return self.raw(name) or default
+
+    def secret(self, name: str) -> Secret | None:
+        value = self.raw(name)
+        if value is not None and any(c.isspace() for c in value):
+            raise SettingsError(f"{name}: contains white space (value not shown)")
+        return Secret(value) if value else None
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        low = value.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name}: expected true or false, got {value!r}")
+
+    def number(
+        self, name: str, default: float, *, minimum: float | None = None, maximum: float | None = None,
+        integer: bool = False,
+    ) -> float:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            n = int(value) if integer else float(value)
+        except ValueError:
+            kind = "an integer" if integer else "a number"
+            raise SettingsError(f"{name}: expected {kind}, got {value!r}") from None
+        if minimum is not None and n < minimum:
+            raise SettingsError(f"{name}: must be at least {minimum}, got {value}")
+        if maximum is not None and n > maximum:
+            raise SettingsError(f"{name}: must be at most {maximum}, got {value}")
+        return n
+
+    def optional_int(self, name: str, *, minimum: int) -> int | None:
+        if self.raw(name) is None:
+            return None
+        return int(self.number(name, 0, minimum=minimum, integer=True))
+
+    def int_list(self, name: str) -> tuple[int, ...] | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        try:
+            ids = tuple(int(part) for part in value.replace(" ", "").split(",") if part)
+        except ValueError:
+            raise SettingsError(f"{name}: expected comma-separated integers like 0,1,2, got {value!r}") from None
+        if not ids or min(ids) < 0:
+            raise SettingsError(f"{name}: expected non-negative shard numbers, got {value!r}")
+        return ids
+
+    def choice(self, name: str, default: str, options: tuple[str, ...], upper: bool = False) -> str:
+        value = self.raw(name)
+        if value is None:
+            return default
+        value = value.upper() if upper else value.lower()
+        if value not in options:
+            raise SettingsError(f"{name}: expected one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def url(self, name: str, default: str | None, schemes: tuple[str, ...]) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            return default
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in schemes or not rest:
+            raise SettingsError(f"{name}: expected a {'/'.join(schemes)}:// URL, got {value!r}")
+        return value
+
+    def path(self, name: str, default: Path | None, must_exist: bool = False) -> Path | None:
+        value = self.raw(name)
+        if value is None:
+            return default
+        p = Path(value).expanduser()
+        if must_exist and not p.is_dir():
+            raise SettingsError(f"{name}: {value!r} is not a folder")
+        return p
+
+    def zone(self, name: str, default: str) -> str:
+        value = self.raw(name) or default
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"{name}: unknown time zone {value!r} (use an IANA name like Europe/Berlin)") from None
+        return value
+
+    def mapping(self, name: str, default: dict[str, str]) -> dict[str, str]:
+        value = self.raw(name)
+        if value is None:
+            return dict(default)
+        out = dict(default)
+        for part in value.split(","):
+            key, sep, cmd = part.strip().partition("=")
+            if not sep or key not in default or not cmd.startswith("/"):
+                raise SettingsError(f"{name}: expected entries like ask=/ask,quote=/quote, got {part.strip()!r}")
+            out[key] = cmd
+        return out

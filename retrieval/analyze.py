@@ -1,0 +1,156 @@
+"""Text -> index terms.
+
+Words are NFKC-normalised, casefolded and Snowball-stemmed; Chinese runs become
+overlapping character bigrams after folding Traditional to Simplified, so either
+script finds both. Every token keeps its character span in the original text, which
+is what highlighting uses. A glossary adds canonical terms where an ASR alias occurs
+("foamy paradox" also indexes "fermi"), so quotes stay verbatim and become findable.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+import Stemmer
+
+CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_TOKEN = re.compile(rf"[{CJK_RANGES}]+|[^\W_{CJK_RANGES}]+(?:['’][^\W_{CJK_RANGES}]+)*")
+_CJK = re.compile(rf"[{CJK_RANGES}]")
+
+# Function words: frequent, carry no topic. Kept short on purpose: "why", "how", numbers
+# and negations stay searchable.
+STOPWORDS = frozenset(
+    """a an the and or but if then so as of at by for with about against between into through during before after above
+    below to from up down in out on off over under again further once here there when where all any both each few
+    more most other some such only own same than too very s t can will just don should now is are was were be been
+    being have has had having do does did doing i me my myself we our ours ourselves you your yours yourself
+    yourselves he him his himself she her hers herself it its itself they them their theirs themselves what which
+    who whom this that these those am would could might must shall may uh um like yeah oh ah hmm okay ok really
+    actually basically gonna wanna""".split()
+)
+
+# Words that frame a question rather than name its topic ("what did he say about ...").
+QUESTION_WORDS = frozenset(
+    """what whats what's which who whom whose when where why how does did do is are was were say says said saying think
+    thinks thought talk talks talked talking mention mentions mentioned tell tells opinion view views according per
+    explain explains describe describes believe believes feel feels claim claims quote quotes quoted he she they him
+    her his them their someone somebody anyone""".split()
+)
+
+_EN_CONTRACTION = re.compile(r"['’](s|re|ve|ll|d|t|m)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    term: str
+    start: int
+    end: int
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=1)
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+@lru_cache(maxsize=200_000)
+def _word_term(word: str) -> str:
+    w = unicodedata.normalize("NFKC", word).casefold().replace("’", "'")
+    if w.isascii() and "'" in w:
+        w = _EN_CONTRACTION.sub("", w).replace("'", "")
+    return _stemmer().stemWord(w) if w.isalpha() else w
+
+
+@lru_cache(maxsize=100_000)
+def fold_chinese(run: str) -> str:
+    """Traditional -> Simplified, one character for one (so spans stay valid)."""
+    run = unicodedata.normalize("NFKC", run)
+    out = _t2s().convert(run)
+    return out if len(out) == len(run) else "".join(_t2s().convert(c)[:1] or c for c in run)
+
+
+def _cjk_tokens(run: str, offset: int) -> list[Token]:
+    folded = fold_chinese(run)
+    if len(folded) == 1:
+        return [Token(folded, offset, offset + 1)]
+    return [Token(folded[i : i + 2], offset + i, offset + i + 2) for i in range(len(folded) - 1)]
+
+
+class Analyzer:
+    """Turns text into terms; one instance per corpus (it holds the glossary)."""
+
+    def __init__(self, glossary: Mapping[str, Iterable[str]] | None = None, speakers: Iterable[str] = ()) -> None:
+        # alias word sequence (analysed) -> canonical terms to add
+        self._aliases: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for canonical, aliases in (glossary or {}).items():
+            canon_terms = tuple(t.term for t in self.tokens(canonical))
+            for alias in aliases:
+                key = tuple(t.term for t in self.tokens(alias))
+                if key and canon_terms and key != canon_terms:
+                    self._aliases[key] = tuple(dict.fromkeys(self._aliases.get(key, ()) + canon_terms))
+        self._max_alias = max((len(k) for k in self._aliases), default=0)
+        self.speaker_terms = frozenset(t.term for s in speakers for t in self.tokens(s))
+
+    @staticmethod
+    def tokens(text: str) -> list[Token]:
+        """Every word (stemmed) and CJK bigram with its span; no stopword removal."""
+        out: list[Token] = []
+        for m in _TOKEN.finditer(text):
+            s = m.group(0)
+            if _CJK.match(s):
+                out.extend(_cjk_tokens(s, m.start()))
+            else:
+                term = _word_term(s)
+                if term:
+                    out.append(Token(term, m.start(), m.end()))
+        return out
+
+    def document_tokens(self, text: str) -> list[Token]:
+        """Tokens for indexing: the text's own plus glossary terms at each alias."""
+        toks = self.tokens(text)
+        if not self._aliases:
+            return toks
+        out: list[Token] = []
+        terms = [t.term for t in toks]
+        for i, tok in enumerate(toks):
+            out.append(tok)
+            for n in range(1, min(self._max_alias, len(toks) - i) + 1):
+                added = self._aliases.get(tuple(terms[i : i + n]))
+                if added:
+                    span_end = toks[i + n - 1].end
+                    out.extend(Token(a, tok.start, span_end) for a in added)
+        return out
+
+    def query_terms(self, query: str) -> list[str]:
+        """Content terms of a question: scaffolding, speaker names and stopwords dropped.
+
+        Falls back to the plain terms when nothing would be left, so "what did he say"
+        still searches for something.
+        """
+        toks = self.tokens(query)
+        keep = [t.term for t in toks if not self._is_noise(t.term)]
+        if keep:
+            return keep
+        keep = [t.term for t in toks if t.term not in STOP_TERMS]
+        return keep or [t.term for t in toks]
+
+    def _is_noise(self, term: str) -> bool:
+        return term in STOP_TERMS or term in QUESTION_TERMS or term in self.speaker_terms
+
+    @staticmethod
+    def is_stopword(term: str) -> bool:
+        return term in STOP_TERMS
+
+
+STOP_TERMS = frozenset(_word_term(w) for w in STOPWORDS)
+QUESTION_TERMS = frozenset(_word_term(w) for w in QUESTION_WORDS) - {""}

@@ -1,0 +1,93 @@
+"""Markdown transcripts with timed sections: ``### Speaker <small>[mm:ss]</small>``.
+
+The optional ``<!-- summary --> … <!-- endsummary -->`` block is an editor's summary:
+kept as the transcript's description, never as a quote. A line holding only a link is
+taken as the episode URL. Section times are section starts (timing="section").
+"""
+
+from __future__ import annotations
+
+import re
+
+from retrieval.formats.errors import TranscriptError
+from retrieval.model import Transcript, Utterance
+
+HEADING = re.compile(r"^#{2,4}\s+(?P<speaker>[^<\[]*?)\s*(?:<small>)?\s*\[(?P<time>[^\]]*)\]\s*(?:</small>)?\s*$")
+TIME = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{2})(?:\.\d+)?$")
+LINK = re.compile(r"https?://[^\s)\]<>\"]+")
+
+
+def looks_like(text: str) -> bool:
+    """True when the text has at least one timed section heading."""
+    return any(HEADING.match(line.strip()) for line in text.splitlines()[:400] if line.startswith("#"))
+
+
+def parse_time(value: str) -> float | None:
+    m = TIME.match(value.strip())
+    if not m:
+        return None
+    h, mm, ss = int(m.group(1) or 0), int(m.group(2)), int(m.group(3))
+    if ss >= 60 or (m.group(1) and mm >= 60):
+        return None
+    return float(h * 3600 + mm * 60 + ss)
+
+
+def parse(text: str, path: str, source_id: str) -> Transcript:
+    """Parse a sectioned markdown transcript."""
+    lines = text.splitlines()
+    description: list[str] = []
+    url: str | None = None
+    sections: list[tuple[str, float, int, list[str]]] = []
+    in_summary = False
+    for no, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if line.startswith("<!--") and "endsummary" not in line and "summary" in line:
+            in_summary = True
+            continue
+        if in_summary:
+            if "endsummary" in line:
+                in_summary = False
+            elif line:
+                description.append(line)
+            continue
+        if line.startswith("#"):
+            m = HEADING.match(line)
+            if not m:
+                if sections:
+                    sections[-1][3].append(line.lstrip("# "))
+                continue
+            start = parse_time(m.group("time"))
+            if start is None:
+                raise TranscriptError(path, no, f"section time {m.group('time')!r} is not mm:ss or hh:mm:ss")
+            if sections and start < sections[-1][1]:
+                raise TranscriptError(path, no, f"section time {m.group('time')} is earlier than the previous section")
+            sections.append((m.group("speaker").strip() or None, start, no, []))
+            continue
+        if not sections:
+            found = LINK.search(line)
+            if found and url is None:
+                url = found.group(0)
+            continue
+        if line:
+            sections[-1][3].append(line)
+    if in_summary:
+        raise TranscriptError(path, len(lines), "summary block is never closed (missing <!-- endsummary -->)")
+    if not sections:
+        raise TranscriptError(path, 1, "no '### Speaker [mm:ss]' section headings found")
+    utterances = []
+    for i, (speaker, start, no, body) in enumerate(sections):
+        end = sections[i + 1][1] if i + 1 < len(sections) else None
+        body_text = " ".join(" ".join(body).split())
+        if body_text:
+            utterances.append(
+                Utterance(body_text, start, end, speaker, no + 1, section_start=start, section_end=end)
+            )
+    return Transcript(
+        source_id=source_id,
+        path=path,
+        utterances=utterances,
+        url=url,
+        description="\n".join(description),
+        speakers=tuple(dict.fromkeys(s for s, *_ in sections if s)),
+        timing="section",
+    )

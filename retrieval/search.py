@@ -1,0 +1,314 @@
+"""Query -> ranked, distinct, highlighted hits.
+
+BM25 finds candidates; the top ones are re-ranked with evidence BM25 ignores: how much of
+the query's weight a passage covers, and whether query words stand together in it (as
+phrases or within a few words). Overlapping windows are then collapsed so that every
+result is a different moment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.analyze import Analyzer
+from retrieval.corpus import fingerprint, load_corpus, read_manifest
+from retrieval.formats import TranscriptError
+from retrieval.index import FORMAT_VERSION, BM25Params, Index, IndexStore, build
+from retrieval.links import moment_url
+from retrieval.model import Hit, Passage, SourceInfo
+
+log = logging.getLogger(__name__)
+
+ANALYZER_VERSION = "a4"
+
+
+@dataclass(frozen=True, slots=True)
+class RankParams:
+    """Re-ranking weights: final = bm25 * (1 + coverage_w * coverage^2 + phrase_w * phrase + near_w * near)."""
+
+    depth: int = 100
+    coverage_w: float = 1.0
+    phrase_w: float = 0.5
+    near_w: float = 0.3
+    near_window: int = 8
+
+
+class Searcher:
+    """Answers queries over one corpus; reloads itself when the corpus changes."""
+
+    def __init__(self, index: Index, analyzer: Analyzer, rank: RankParams | None = None,
+                 refresh: Callable[[], tuple[Index, Analyzer] | None] | None = None) -> None:
+        self._state = (index, analyzer)
+        self.rank = rank or RankParams()
+        self._refresh = refresh
+        self._lock = threading.Lock()
+
+    @property
+    def index(self) -> Index:
+        return self._state[0]
+
+    @property
+    def analyzer(self) -> Analyzer:
+        return self._state[1]
+
+    def refresh(self) -> bool:
+        """Rebuild from the corpus if it changed; True when a new index was swapped in.
+
+        A broken transcript raises TranscriptError and the current index stays in use.
+        """
+        if self._refresh is None:
+            return False
+        with self._lock:
+            new = self._refresh()
+            if new is None:
+                return False
+            self._state = new
+            return True
+
+    # --- search ---------------------------------------------------------------------
+
+    def search(self, query: str, k: int = 5, offset: int = 0) -> list[Hit]:
+        """The ``k`` best distinct passages for ``query`` after skipping ``offset``."""
+        index, analyzer = self._state
+        terms = analyzer.query_terms(query)
+        ids = index.term_ids(terms)
+        if not ids:
+            return []
+        scores = index.scores(ids)
+        want = offset + k
+        depth = max(self.rank.depth, want * 8)
+        cand = _top(scores, depth)
+        if not len(cand):
+            return []
+        final = self._rerank(index, ids, cand, scores[cand])
+        order = cand[np.argsort(-final, kind="stable")]
+        fin = dict(zip(cand.tolist(), final.tolist(), strict=True))
+        chosen: list[int] = []
+        for d in order.tolist():
+            if not any(_overlaps(index, d, c) for c in chosen):
+                chosen.append(d)
+                if len(chosen) >= want:
+                    break
+        query_terms = set(terms)
+        return [self._hit(index, analyzer, d, fin[d], query_terms) for d in chosen[offset:want]]
+
+    def _rerank(self, index: Index, ids: list[int], cand: np.ndarray, base: np.ndarray) -> np.ndarray:
+        idf = index.a["idf"]
+        q = list(dict.fromkeys(ids))
+        qw = {t: float(idf[t]) for t in q}
+        total = sum(qw.values()) or 1.0
+        pairs = [(a, b) for a, b in itertools.pairwise(ids) if a != b]
+        pair_total = sum(qw[a] + qw[b] for a, b in pairs) or 1.0
+        r = self.rank
+        out = np.empty(len(cand), dtype=np.float64)
+        for i, d in enumerate(cand.tolist()):
+            toks = index.tokens_of(d)
+            positions: dict[int, list[int]] = {}
+            for pos, t in enumerate(toks.tolist()):
+                if t in qw:
+                    positions.setdefault(t, []).append(pos)
+            coverage = sum(qw[t] for t in positions) / total
+            phrase = 0.0
+            for a, b in pairs:
+                pa, pb = positions.get(a), positions.get(b)
+                if pa and pb and any(0 < y - x <= 3 for x in pa for y in pb):
+                    phrase += qw[a] + qw[b]
+            near = _near(positions, r.near_window) if len(positions) > 1 else 0.0
+            out[i] = float(base[i]) * (1 + r.coverage_w * coverage**2 + r.phrase_w * phrase / pair_total
+                                       + r.near_w * near)
+        return out
+
+    def _hit(self, index: Index, analyzer: Analyzer, doc: int, score: float, terms: set[str]) -> Hit:
+        p = index.passage(doc)
+        return self._make_hit(index, analyzer, p, score, terms)
+
+    @staticmethod
+    def _make_hit(index: Index, analyzer: Analyzer, p: Passage, score: float, terms: set[str]) -> Hit:
+        source = index.source(p.source_id) or SourceInfo(p.source_id, p.source_id)
+        spans = [(t.start, t.end) for t in analyzer.document_tokens(p.text) if t.term in terms] if terms else []
+        return Hit(p, source, round(score, 4), moment_url(source.url, p.start), _merge(spans))
+
+    # --- other lookups ----------------------------------------------------------------
+
+    def context(self, key: str, radius: int = 450) -> Hit | None:
+        """The text around a passage (by ``Passage.key``), widened to sentence edges."""
+        index, analyzer = self._state
+        source_id, _, at = key.rpartition("@")
+        text = index.source_text(source_id)
+        if text is None or not at.isdigit() or int(at) >= len(text):
+            return None
+        docs = index.passages_of(source_id)
+        starts = np.asarray(index.a["p_cstart"])[docs]
+        i = int(np.searchsorted(starts, int(at), side="right")) - 1
+        if i < 0:
+            return None
+        base = index.passage(int(docs[i]))
+        lo = max(0, base.char_start - radius)
+        hi = min(len(text), base.char_end + radius)
+        lo = _sentence_start(text, lo, base.char_start)
+        hi = _sentence_end(text, hi, base.char_end)
+        first = index.passage(int(docs[max(0, int(np.searchsorted(starts, lo, side="right")) - 1)]))
+        widened = replace(base, text=text[lo:hi], char_start=lo, char_end=hi,
+                          start=first.start if lo < base.char_start else base.start,
+                          position=lo / max(1, len(text)))
+        return self._make_hit(index, analyzer, widened, 0.0, set())
+
+    def quote_pool(self, topic: str | None = None) -> list[Hit]:
+        """Stand-alone quotes (whole sentences, 80-400 chars), about ``topic`` when given."""
+        index, analyzer = self._state
+        quotes = index.quotes
+        if topic:
+            terms = set(analyzer.query_terms(topic))
+            quotes = [q for q in quotes if terms & {t.term for t in analyzer.document_tokens(q.text)}]
+        return [self._make_hit(index, analyzer, q, 0.0, set()) for q in quotes]
+
+    def random_quote(self, rng: random.Random, topic: str | None = None) -> Hit | None:
+        """One stand-alone quote, at random; about ``topic`` when given (best matches first)."""
+        if topic:
+            pool = self.quote_pool(topic)
+            if not pool:
+                hits = self.search(topic, k=3)
+                return rng.choice(hits) if hits else None
+            return rng.choice(pool)
+        index, analyzer = self._state
+        if not index.quotes:
+            return None
+        return self._make_hit(index, analyzer, rng.choice(index.quotes), 0.0, set())
+
+    def sources(self) -> list[SourceInfo]:
+        return list(self.index.sources)
+
+    def suggestions(self, rng: random.Random, n: int = 5) -> list[str]:
+        """Topics worth trying: canonical glossary terms of this corpus."""
+        terms = sorted(self.index.glossary)
+        return rng.sample(terms, min(n, len(terms)))
+
+
+def _top(scores: np.ndarray, depth: int) -> np.ndarray:
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) <= depth:
+        return positive
+    part = np.argpartition(scores[positive], -depth)[-depth:]
+    return positive[part]
+
+
+def _near(positions: dict[int, list[int]], window: int) -> float:
+    """Share of matched query terms that fit together inside ``window`` tokens."""
+    events = sorted((p, t) for t, ps in positions.items() for p in ps)
+    best = 1
+    counts: dict[int, int] = {}
+    lo = 0
+    for hi in range(len(events)):
+        counts[events[hi][1]] = counts.get(events[hi][1], 0) + 1
+        while events[hi][0] - events[lo][0] >= window:
+            t = events[lo][1]
+            counts[t] -= 1
+            if not counts[t]:
+                del counts[t]
+            lo += 1
+        best = max(best, len(counts))
+    return best / len(positions)
+
+
+def _overlaps(index: Index, a: int, b: int) -> bool:
+    src, cs, ce = index.a["p_src"], index.a["p_cstart"], index.a["p_cend"]
+    return src[a] == src[b] and cs[a] < ce[b] and cs[b] < ce[a]
+
+
+def _merge(spans: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return tuple(out)
+
+
+def _sentence_start(text: str, lo: int, limit: int) -> int:
+    for i in range(lo, limit):
+        if i == 0 or (text[i - 1] in ".!?。！？" or (text[i - 2 : i] in (". ", "? ", "! ") if i >= 2 else False)):
+            while i < limit and text[i].isspace():
+                i += 1
+            return i
+    return limit
+
+
+def _sentence_end(text: str, hi: int, limit: int) -> int:
+    for i in range(hi, limit, -1):
+        if text[i - 1] in ".!?。！？":
+            return i
+    return hi if hi == len(text) else limit
+
+
+# --- opening a corpus -------------------------------------------------------------------
+
+
+def default_index_dir(corpus_dir: Path, cache_root: Path) -> Path:
+    """Where the index of a corpus folder lives by default."""
+    key = hashlib.sha256(str(corpus_dir.resolve()).encode()).hexdigest()[:12]
+    return cache_root / "index" / key
+
+
+def build_and_publish(corpus_dir: Path, manifest: Path | None, store: IndexStore,
+                      progress: Callable[[int, int], None] | None = None) -> Index:
+    """Parse and index the corpus, then swap the new build in. Raises TranscriptError."""
+    corpus = load_corpus(corpus_dir, manifest, salt=_salt())
+    analyzer = Analyzer(corpus.glossary, _speaker_names(corpus.transcripts))
+    index = build(corpus, analyzer, BM25Params(), progress)
+    store.publish(index)
+    return store.load()
+
+
+def open_searcher(corpus_dir: Path, manifest: Path | None, index_dir: Path,
+                  progress: Callable[[int, int], None] | None = None) -> Searcher:
+    """A Searcher over ``corpus_dir``, building or rebuilding its saved index as needed.
+
+    If the corpus changed but no longer parses, the previous index is used and the error
+    is logged; with no previous index the TranscriptError propagates.
+    """
+    store = IndexStore(index_dir)
+
+    def current() -> tuple[Index, Analyzer] | None:
+        want = fingerprint(corpus_dir, manifest, _salt())
+        if store.live_fingerprint() == want:
+            return None
+        index = build_and_publish(corpus_dir, manifest, store, progress)
+        return index, _analyzer_for(index)
+
+    try:
+        fresh = current()
+    except TranscriptError as e:
+        if store.live_fingerprint() is None:
+            raise
+        log.error("transcript error, still serving the previous index: %s", e)
+        fresh = None
+    if fresh is None:
+        index = store.load()
+        fresh = (index, _analyzer_for(index))
+    return Searcher(*fresh, refresh=current)
+
+
+def _analyzer_for(index: Index) -> Analyzer:
+    speakers = [n for s in index.sources for n in s.speakers]
+    return Analyzer(index.glossary, speakers)
+
+
+def _speaker_names(transcripts) -> list[str]:
+    return [n for t in transcripts for n in t.speakers]
+
+
+def _salt() -> str:
+    return f"{FORMAT_VERSION}/{ANALYZER_VERSION}"
+
+
+__all__ = ["Searcher", "build_and_publish", "default_index_dir", "open_searcher", "read_manifest"]
