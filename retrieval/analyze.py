@@ -19,6 +19,7 @@ import Stemmer
 
 CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{CJK_RANGES}]+|[^\W_{CJK_RANGES}]+(?:['’][^\W_{CJK_RANGES}]+)*")
+_COMPOUND = re.compile(rf"[^\W_{CJK_RANGES}]+(?:-[^\W_{CJK_RANGES}]+)+")
 _CJK = re.compile(rf"[{CJK_RANGES}]")
 
 # Function words: frequent, carry no topic. Kept short on purpose: "why", "how", numbers
@@ -30,7 +31,7 @@ STOPWORDS = frozenset(
     being have has had having do does did doing i me my myself we our ours ourselves you your yours yourself
     yourselves he him his himself she her hers herself it its itself they them their theirs themselves what which
     who whom this that these those am would could might must shall may uh um like yeah oh ah hmm okay ok really
-    actually basically gonna wanna""".split()
+    actually basically gonna wanna doesn didn isn wasn aren weren hasn haven hadn wouldn couldn shouldn ain""".split()
 )
 
 # Words that frame a question rather than name its topic ("what did he say about ...").
@@ -40,6 +41,9 @@ QUESTION_WORDS = frozenset(
     explain explains describe describes believe believes feel feels claim claims quote quotes quoted he she they him
     her his them their someone somebody anyone""".split()
 )
+
+# Chinese question scaffolding, as (Simplified) bigrams: what / why / how / which / when.
+CJK_QUESTION_TERMS = frozenset("什么 为什 怎么 如何 哪些 哪个 哪里 是否 多少 么时 时候 是什 么样".split())
 
 _EN_CONTRACTION = re.compile(r"['’](s|re|ve|ll|d|t|m)$")
 
@@ -103,16 +107,24 @@ class Analyzer:
 
     @staticmethod
     def tokens(text: str) -> list[Token]:
-        """Every word (stemmed) and CJK bigram with its span; no stopword removal."""
+        """Every word (stemmed) and CJK bigram with its span; no stopword removal.
+
+        A hyphenated compound also yields its joined form ("un-regretted" -> "unregret"),
+        so it matches either spelling.
+        """
         out: list[Token] = []
+        compounds = {m.end(): m for m in _COMPOUND.finditer(text)} if "-" in text else {}
         for m in _TOKEN.finditer(text):
             s = m.group(0)
             if _CJK.match(s):
                 out.extend(_cjk_tokens(s, m.start()))
-            else:
-                term = _word_term(s)
-                if term:
-                    out.append(Token(term, m.start(), m.end()))
+                continue
+            term = _word_term(s)
+            if term:
+                out.append(Token(term, m.start(), m.end()))
+            whole = compounds.get(m.end())
+            if whole is not None:
+                out.append(Token(_word_term(whole.group(0).replace("-", "")), whole.start(), whole.end()))
         return out
 
     def document_tokens(self, text: str) -> list[Token]:
@@ -145,7 +157,7 @@ class Analyzer:
         return keep or [t.term for t in toks]
 
     def _is_noise(self, term: str) -> bool:
-        return term in STOP_TERMS or term in QUESTION_TERMS or term in self.speaker_terms
+        return term in STOP_TERMS or term in QUESTION_TERMS or term in CJK_QUESTION_TERMS or term in self.speaker_terms
 
     @staticmethod
     def is_stopword(term: str) -> bool:

@@ -38,6 +38,8 @@ class SourceEntry:
 class Manifest:
     sources: dict[str, SourceEntry] = field(default_factory=dict)
     glossary: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # speaker -> other ways questions name them (other scripts, surnames)
+    speaker_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -45,6 +47,13 @@ class Corpus:
     transcripts: list[Transcript]
     glossary: dict[str, tuple[str, ...]]
     fingerprint: str
+    speaker_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def speaker_names(self) -> list[str]:
+        """Every name a question may use for a speaker of this corpus."""
+        names = [n for t in self.transcripts for n in t.speakers]
+        names += [a for aliases in self.speaker_aliases.values() for a in aliases]
+        return list(dict.fromkeys(names))
 
 
 def transcript_files(corpus_dir: Path) -> list[Path]:
@@ -108,7 +117,13 @@ def read_manifest(path: Path | None) -> Manifest:
             raise TranscriptError(str(path), _line_of(path, term, 0), f"glossary entry {term!r}: expected a list of "
                                   "alias strings")
         glossary[term] = tuple(a.strip() for a in aliases)
-    return Manifest(sources, glossary)
+    speaker_aliases: dict[str, tuple[str, ...]] = {}
+    for name, aliases in data.get("speakers", {}).items():
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise TranscriptError(str(path), _line_of(path, name, 0), f"speakers entry {name!r}: expected a list of "
+                                  "names")
+        speaker_aliases[name] = tuple(aliases)
+    return Manifest(sources, glossary, speaker_aliases)
 
 
 def load_corpus(corpus_dir: Path, manifest_path: Path | None, salt: str = "") -> Corpus:
@@ -137,7 +152,8 @@ def load_corpus(corpus_dir: Path, manifest_path: Path | None, salt: str = "") ->
         )
     if not transcripts:
         raise TranscriptError(str(corpus_dir), 0, f"no transcript files ({', '.join(SUFFIXES)}) in this folder")
-    return Corpus(transcripts, manifest.glossary, fingerprint(corpus_dir, manifest_path, salt))
+    fp = fingerprint(corpus_dir, manifest_path, salt)
+    return Corpus(transcripts, manifest.glossary, fp, manifest.speaker_aliases)
 
 
 def _title_from_name(stem: str) -> str:

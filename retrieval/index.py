@@ -24,7 +24,7 @@ from retrieval.corpus import Corpus
 from retrieval.model import Passage, SourceInfo
 from retrieval.segment import segment
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 _ARRAYS = (
     "indptr", "docs", "vals", "idf", "doc_len", "tok_ptr", "tok_ids",
     "p_src", "p_cstart", "p_cend", "p_start", "p_pos", "p_speaker", "text_ptr",
@@ -45,8 +45,9 @@ class Index:
     """A loaded (or freshly built) index. Read-only; safe to share between threads."""
 
     def __init__(self, arrays: dict[str, np.ndarray], meta: dict, text_blob: np.ndarray | bytes,
-                 source_texts: Callable[[], dict[str, str]]) -> None:
+                 source_texts: Callable[[], dict[str, str]], folder: Path | None = None) -> None:
         self.a = arrays
+        self.folder = folder  # where a loaded index lives (None while only in memory)
         self.meta = meta
         self.vocab: dict[str, int] = meta["vocab"]
         self.sources = [SourceInfo(**{**s, "speakers": tuple(s["speakers"])}) for s in meta["sources"]]
@@ -178,6 +179,7 @@ def build(corpus: Corpus, analyzer: Analyzer, params: BM25Params | None = None,
         "speakers": speakers,
         "quotes": [asdict(q) for q in quotes],
         "glossary": {k: list(v) for k, v in corpus.glossary.items()},
+        "speaker_names": corpus.speaker_names(),
     }
     return Index(arrays, meta, bytes(blob), lambda: texts)
 
@@ -230,7 +232,7 @@ def load(folder: Path) -> Index:
             cache["t"] = json.loads((folder / "sources.json").read_text(encoding="utf-8"))
         return cache["t"]
 
-    return Index(arrays, meta, blob, source_texts)
+    return Index(arrays, meta, blob, source_texts, folder)
 
 
 class IndexStore:
@@ -257,12 +259,18 @@ class IndexStore:
     def load(self) -> Index:
         return load(self.current.resolve())
 
-    def publish(self, index: Index) -> Path:
-        """Save ``index`` as a new build and make it current."""
+    def publish(self, index: Index, extras: tuple[Callable[[Index, Path], None], ...] = ()) -> Path:
+        """Save ``index`` (and whatever ``extras`` write beside it) as a new build; make it current."""
         builds = self.root / "builds"
         builds.mkdir(parents=True, exist_ok=True)
         tmp = builds / f".tmp-{uuid.uuid4().hex[:8]}"
-        save(index, tmp)
+        try:
+            save(index, tmp)
+            for extra in extras:
+                extra(index, tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         final = builds / f"{index.fingerprint}-{uuid.uuid4().hex[:6]}"
         tmp.rename(final)
         link = self.root / f".current-{uuid.uuid4().hex[:8]}"

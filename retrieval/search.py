@@ -28,7 +28,7 @@ from retrieval.model import Hit, Passage, SourceInfo
 
 log = logging.getLogger(__name__)
 
-ANALYZER_VERSION = "a4"
+ANALYZER_VERSION = "a6"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,9 @@ class RankParams:
     phrase_w: float = 0.5
     near_w: float = 0.3
     near_window: int = 8
+    # A shown quote runs on past its window to the end of the last sentence that fits
+    # in this many characters: in an interview the answer follows the question.
+    show_chars: int = 600
 
 
 class Searcher:
@@ -80,16 +83,10 @@ class Searcher:
         """The ``k`` best distinct passages for ``query`` after skipping ``offset``."""
         index, analyzer = self._state
         terms = analyzer.query_terms(query)
-        ids = index.term_ids(terms)
-        if not ids:
-            return []
-        scores = index.scores(ids)
         want = offset + k
-        depth = max(self.rank.depth, want * 8)
-        cand = _top(scores, depth)
+        cand, final = self.rank_candidates(index, query, terms, max(self.rank.depth, want * 8))
         if not len(cand):
             return []
-        final = self._rerank(index, ids, cand, scores[cand])
         order = cand[np.argsort(-final, kind="stable")]
         fin = dict(zip(cand.tolist(), final.tolist(), strict=True))
         chosen: list[int] = []
@@ -100,6 +97,19 @@ class Searcher:
                     break
         query_terms = set(terms)
         return [self._hit(index, analyzer, d, fin[d], query_terms) for d in chosen[offset:want]]
+
+    def rank_candidates(self, index: Index, query: str, terms: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate passages (document numbers) and their final scores, unordered.
+
+        Lexical: the BM25 top ``depth``, re-ranked with coverage, phrase and proximity.
+        Subclasses add other evidence (see ``retrieval.hybrid``).
+        """
+        ids = index.term_ids(terms)
+        if not ids:
+            return np.zeros(0, np.int64), np.zeros(0)
+        scores = index.scores(ids)
+        cand = _top(scores, depth)
+        return cand, self._rerank(index, ids, cand, scores[cand])
 
     def _rerank(self, index: Index, ids: list[int], cand: np.ndarray, base: np.ndarray) -> np.ndarray:
         idf = index.a["idf"]
@@ -129,6 +139,8 @@ class Searcher:
 
     def _hit(self, index: Index, analyzer: Analyzer, doc: int, score: float, terms: set[str]) -> Hit:
         p = index.passage(doc)
+        if self.rank.show_chars > len(p.text):
+            p = _extend(index, p, self.rank.show_chars)
         return self._make_hit(index, analyzer, p, score, terms)
 
     @staticmethod
@@ -224,6 +236,18 @@ def _overlaps(index: Index, a: int, b: int) -> bool:
     return src[a] == src[b] and cs[a] < ce[b] and cs[b] < ce[a]
 
 
+def _extend(index: Index, p: Passage, limit: int) -> Passage:
+    """``p`` with the whole sentences that follow it appended, up to ``limit`` characters."""
+    text = index.source_text(p.source_id)
+    if text is None:
+        return p
+    hi = min(len(text), p.char_start + limit)
+    if hi <= p.char_end:
+        return p
+    end = _sentence_end(text, hi, p.char_end)
+    return replace(p, text=text[p.char_start : end], char_end=end) if end > p.char_end else p
+
+
 def _merge(spans: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
     out: list[tuple[int, int]] = []
     for s, e in sorted(spans):
@@ -259,22 +283,31 @@ def default_index_dir(corpus_dir: Path, cache_root: Path) -> Path:
     return cache_root / "index" / key
 
 
+Extra = Callable[[Index, Path], None]
+
+
 def build_and_publish(corpus_dir: Path, manifest: Path | None, store: IndexStore,
-                      progress: Callable[[int, int], None] | None = None) -> Index:
-    """Parse and index the corpus, then swap the new build in. Raises TranscriptError."""
+                      progress: Callable[[int, int], None] | None = None, extras: tuple[Extra, ...] = ()) -> Index:
+    """Parse and index the corpus, then swap the new build in. Raises TranscriptError.
+
+    Each of ``extras`` may write more files (e.g. embeddings) into the new build's folder
+    before it goes live, so they are always in step with the index.
+    """
     corpus = load_corpus(corpus_dir, manifest, salt=_salt())
-    analyzer = Analyzer(corpus.glossary, _speaker_names(corpus.transcripts))
+    analyzer = Analyzer(corpus.glossary, corpus.speaker_names())
     index = build(corpus, analyzer, BM25Params(), progress)
-    store.publish(index)
+    store.publish(index, extras)
     return store.load()
 
 
 def open_searcher(corpus_dir: Path, manifest: Path | None, index_dir: Path,
-                  progress: Callable[[int, int], None] | None = None) -> Searcher:
+                  progress: Callable[[int, int], None] | None = None, extras: tuple[Extra, ...] = (),
+                  factory: Callable[..., Searcher] | None = None) -> Searcher:
     """A Searcher over ``corpus_dir``, building or rebuilding its saved index as needed.
 
     If the corpus changed but no longer parses, the previous index is used and the error
-    is logged; with no previous index the TranscriptError propagates.
+    is logged; with no previous index the TranscriptError propagates. ``extras`` write
+    files beside a new build; ``factory`` makes the Searcher (a subclass, for hybrid mode).
     """
     store = IndexStore(index_dir)
 
@@ -282,7 +315,7 @@ def open_searcher(corpus_dir: Path, manifest: Path | None, index_dir: Path,
         want = fingerprint(corpus_dir, manifest, _salt())
         if store.live_fingerprint() == want:
             return None
-        index = build_and_publish(corpus_dir, manifest, store, progress)
+        index = build_and_publish(corpus_dir, manifest, store, progress, extras)
         return index, _analyzer_for(index)
 
     try:
@@ -295,16 +328,11 @@ def open_searcher(corpus_dir: Path, manifest: Path | None, index_dir: Path,
     if fresh is None:
         index = store.load()
         fresh = (index, _analyzer_for(index))
-    return Searcher(*fresh, refresh=current)
+    return (factory or Searcher)(*fresh, refresh=current)
 
 
 def _analyzer_for(index: Index) -> Analyzer:
-    speakers = [n for s in index.sources for n in s.speakers]
-    return Analyzer(index.glossary, speakers)
-
-
-def _speaker_names(transcripts) -> list[str]:
-    return [n for t in transcripts for n in t.speakers]
+    return Analyzer(index.glossary, index.meta["speaker_names"])
 
 
 def _salt() -> str:
