@@ -116,16 +116,20 @@ def default_database_url(root: Path = PROJECT_ROOT) -> str:
 
 
 def load_settings(
-    environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env", **overrides: object
+    environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = None, **overrides: object
 ) -> Settings:
     """Read settings from ``environ`` (default ``os.environ``) over a ``.env`` file.
 
+    The file is ``dotenv_path``, else ``QUOTEBOT_DOTENV`` (empty: none), else ``./.env``.
     ``overrides`` (e.g. ``corpus_dir`` from the command line) win over both.
     """
+    source = os.environ if environ is None else environ
+    if dotenv_path is None:
+        dotenv_path = source.get("QUOTEBOT_DOTENV", ".env")
     env: dict[str, str] = {}
     if dotenv_path and Path(dotenv_path).is_file():
         env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
-    env.update(os.environ if environ is None else environ)
+    env.update(source)
     r = _Reader(env)
     values = dict(
         corpus_dir=r.path("QUOTEBOT_CORPUS", BUNDLED_CORPUS, must_exist=True),
