@@ -64,7 +64,7 @@ class ConsoleAdapter:
             reply = await self.core.handle_action(f"ctx:{last.cards[n - 1].passage_key}", self._request(text))
         else:
             reply = await self.core.handle(self._request(text))
-        if reply.cards:
+        if reply.cards and reply.kind in ("answer", "quote"):
             self._last = reply
         return reply
 
