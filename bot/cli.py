@@ -25,8 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print JSON (one object per query line)")
     search.add_argument("--top-k", type=int, default=5)
     search.add_argument("query", nargs="*", help="the query; without it, one query per stdin line")
-    index = sub.add_parser("index", help="build (or verify) the index")
+    index = sub.add_parser("index", help="build the index, or verify that it is up to date")
     index.add_argument("--corpus", dest="sub_corpus", type=Path)
+    index.add_argument("--force", action="store_true", help="rebuild even when the index is up to date")
     run = sub.add_parser("run", help="start the bot on every configured platform (console when none)")
     run.add_argument("--platform", choices=("console", "discord", "slack"), action="append")
     return p
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if args.cmd == "index":
-            return _index(settings)
+            return _index(settings, args.force)
         if args.cmd == "search":
             return _search(settings, args)
         if args.cmd == "ask":
@@ -68,13 +69,18 @@ def _searcher(settings: Settings, progress=None):
     return build_searcher(settings, progress)
 
 
-def _index(settings: Settings) -> int:
+def _index(settings: Settings, force: bool) -> int:
     from bot.app import index_dir
     from retrieval.index import IndexStore
-    from retrieval.search import build_and_publish
+    from retrieval.search import build_and_publish, corpus_fingerprint
 
+    store = IndexStore(index_dir(settings))
+    if not force and store.live_fingerprint() == corpus_fingerprint(settings.corpus_dir, settings.manifest_path):
+        index = store.load()
+        print(f"index is up to date: {len(index.sources)} transcripts, {index.size} passages -> {index_dir(settings)}")
+        return 0
     progress = _progress_bar if sys.stderr.isatty() else None
-    index = build_and_publish(settings.corpus_dir, settings.manifest_path, IndexStore(index_dir(settings)), progress)
+    index = build_and_publish(settings.corpus_dir, settings.manifest_path, store, progress)
     if progress:
         sys.stderr.write("\n")
     print(f"indexed {len(index.sources)} transcripts, {index.size} passages, {len(index.vocab)} terms "

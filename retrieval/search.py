@@ -312,7 +312,7 @@ def open_searcher(corpus_dir: Path, manifest: Path | None, index_dir: Path,
     store = IndexStore(index_dir)
 
     def current() -> tuple[Index, Analyzer] | None:
-        want = fingerprint(corpus_dir, manifest, _salt())
+        want = corpus_fingerprint(corpus_dir, manifest)
         if store.live_fingerprint() == want:
             return None
         index = build_and_publish(corpus_dir, manifest, store, progress, extras)
@@ -333,6 +333,11 @@ def open_searcher(corpus_dir: Path, manifest: Path | None, index_dir: Path,
 
 def _analyzer_for(index: Index) -> Analyzer:
     return Analyzer(index.glossary, index.meta["speaker_names"])
+
+
+def corpus_fingerprint(corpus_dir: Path, manifest: Path | None) -> str:
+    """The fingerprint an index of this corpus, built by this code, carries."""
+    return fingerprint(corpus_dir, manifest, _salt())
 
 
 def _salt() -> str:

@@ -71,6 +71,9 @@ def test_index_reports_bad_transcript_and_keeps_previous_index(small_corpus, tmp
     assert ok.returncode == 0, ok.stderr
     assert "indexed 2 transcripts" in ok.stdout
     live = os.readlink(tmp_path / "ix" / "current")
+    verify = run_cli("--corpus", str(small_corpus), "index", env=env)
+    assert verify.returncode == 0 and "index is up to date" in verify.stdout
+    assert os.readlink(tmp_path / "ix" / "current") == live
     bad = small_corpus / "late.vtt"
     bad.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nfine\n\n00:00:03.000 -> 00:00:04.000\nbroken\n",
                    encoding="utf-8")
