@@ -32,6 +32,34 @@ def parse_time(value: str) -> float | None:
     return float(h * 3600 + mm * 60 + ss)
 
 
+_TRIM = " \t,.;:!?，。；：！？、"
+
+
+def repeated_prefix(prev: str, nxt: str, min_chars: int = 10, min_cjk: int = 6) -> int:
+    """Length of the start of ``nxt`` that repeats the end of ``prev`` (0 if none).
+
+    Chunked recognisers start each section with the last words of the one before; the
+    repeat is dropped so every word appears once. Only whole words (or CJK characters)
+    count, and punctuation at the seam may differ.
+    """
+    tail = prev.rstrip(_TRIM)
+    for k in range(min(len(tail), len(nxt), 300), min(min_chars, min_cjk) - 1, -1):
+        head = nxt[:k]
+        if not tail.endswith(head) or k < (min_cjk if _cjk(head[0]) else min_chars):
+            continue
+        before = tail[-k - 1 : -k] if k < len(tail) else " "
+        after = nxt[k : k + 1]
+        if (not before.isalnum() or _cjk(head[0])) and (not after.isalnum() or _cjk(head[-1])):
+            while k < len(nxt) and nxt[k] in _TRIM:
+                k += 1
+            return k
+    return 0
+
+
+def _cjk(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff"
+
+
 def parse(text: str, path: str, source_id: str) -> Transcript:
     """Parse a sectioned markdown transcript."""
     lines = text.splitlines()
@@ -74,10 +102,12 @@ def parse(text: str, path: str, source_id: str) -> Transcript:
         raise TranscriptError(path, len(lines), "summary block is never closed (missing <!-- endsummary -->)")
     if not sections:
         raise TranscriptError(path, 1, "no '### Speaker [mm:ss]' section headings found")
-    utterances = []
+    utterances: list[Utterance] = []
     for i, (speaker, start, no, body) in enumerate(sections):
         end = sections[i + 1][1] if i + 1 < len(sections) else None
         body_text = " ".join(" ".join(body).split())
+        if utterances:
+            body_text = body_text[repeated_prefix(utterances[-1].text, body_text) :]
         if body_text:
             utterances.append(
                 Utterance(body_text, start, end, speaker, no + 1, section_start=start, section_end=end)

@@ -83,3 +83,13 @@ def test_bundled_seeds_parse(tmp_path):
     assert a.utterances[-1].start == 48 * 60 + 13
     assert b.timing == "none" and len(b.utterances) > 500
     assert {"Lex Fridman", "Elon Musk"} <= {u.speaker for u in b.utterances}
+
+
+def test_markdown_drops_a_section_start_that_repeats_the_previous_end():
+    text = MARKDOWN + (
+        "Going to other star systems. Um once you once you at\n\n"
+        "### Elon Musk <small>[05:00]</small>\nstar systems. Um once you once you at least have two planets.\n"
+    )
+    t = parse_text(text, "talk.txt", "talk")
+    assert t.utterances[-1].text == "least have two planets."
+    assert t.utterances[-2].text.endswith("Um once you once you at")
