@@ -47,7 +47,7 @@ class ConsoleAdapter:
             if text.lower() in ("quit", "exit", ":q"):
                 return
             reply = await self._answer(text)
-            self._write(render_text(reply, ansi=interactive and self.stdout.isatty()))
+            self._write(render_text(reply, ansi=interactive and self.stdout.isatty()) + "\n")
 
     async def _answer(self, text: str) -> Reply:
         word, _, arg = text.lower().partition(" ")
