@@ -1,0 +1,181 @@
+"""The store on real SQLite and PostgreSQL: schema at start-up, migrations, subscriptions, claims, memo."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from bot.store import (
+    CLAIMED,
+    SENDING,
+    SENT,
+    SchemaError,
+    SqlMemo,
+    Store,
+    migrate,
+    normalize_url,
+    open_store,
+)
+from tests.integration.daily_support import BACKENDS, postgres_database, sqlite_url, utc
+
+NOW = utc("2024-06-01 08:00")
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """A brand-new database, so start-up is seen from scratch."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path)
+        return
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def store(db_url: str):
+    s = await open_store(db_url)
+    yield s
+    await s.close()
+
+
+async def _subscribe(store: Store, channel: str = "c1", **changes) -> int:
+    values = dict(platform="discord", channel_id=channel, guild_id="g1", local_time="09:00", tz="Europe/Berlin",
+                  topic=None, created_by="u1", now=NOW)
+    values.update(changes)
+    return (await store.save_subscription(**values)).id
+
+
+async def test_start_up_creates_the_schema_and_stamps_its_version(db_url: str) -> None:
+    store = await open_store(db_url)
+    try:
+        async with store.engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+            version = (await conn.execute(text("SELECT version FROM quotebot_schema_version"))).scalar_one()
+        assert {"daily_subscriptions", "daily_posts", "memo", "quotebot_schema_version"} <= tables
+        assert version == 1
+    finally:
+        await store.close()
+    # A second start-up against the same database finds everything in place.
+    again = await open_store(db_url)
+    assert await again.subscription("discord", "nothing") is None
+    await again.close()
+
+
+async def test_sqlite_runs_with_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'deep' / 'er' / 'bot.sqlite3'}")  # plain URL, missing folders
+    try:
+        async with store.engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+            assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+            assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() >= 5000
+    finally:
+        await store.close()
+
+
+async def test_concurrent_start_ups_against_one_database_all_succeed(db_url: str) -> None:
+    stores = await asyncio.gather(*(open_store(db_url) for _ in range(4)))
+    try:
+        ids = {await _subscribe(s) for s in stores}
+        assert len(ids) == 1
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_a_later_schema_step_runs_once_and_a_newer_database_is_refused(store: Store) -> None:
+    ran = []
+
+    def add_note_column(conn) -> None:
+        ran.append(2)
+        conn.execute(text("ALTER TABLE daily_subscriptions ADD COLUMN note VARCHAR(20)"))
+
+    assert await migrate(store.engine, steps=[(2, add_note_column)], latest=2) == 2
+    assert await migrate(store.engine, steps=[(2, add_note_column)], latest=2) == 2
+    assert ran == [2]
+    async with store.engine.connect() as conn:
+        columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("daily_subscriptions")})
+    assert "note" in columns
+    # This bot only knows version 1; the database says 2.
+    with pytest.raises(SchemaError, match="newer than this bot understands"):
+        await migrate(store.engine)
+
+
+async def test_subscribing_again_replaces_settings_but_keeps_the_channel_history(store: Store) -> None:
+    sid = await _subscribe(store)
+    await store.claim(sid, date(2024, 6, 1), now=NOW)
+    assert await store.disable_subscription(sid, "turned off by u2", NOW)
+    assert not await store.disable_subscription(sid, "again", NOW)
+    later = NOW + timedelta(days=1)
+    again = await store.save_subscription(platform="discord", channel_id="c1", guild_id="g1", local_time="07:15",
+                                          tz="America/New_York", topic="physics", created_by="u3", now=later)
+    assert again.id == sid
+    assert (again.local_time, again.tz, again.topic, again.enabled) == ("07:15", "America/New_York", "physics", True)
+    assert again.disabled_reason is None and again.active_since == later and again.created_by == "u1"
+    assert [p.local_date for p in await store.posts_of(sid)] == [date(2024, 6, 1)]
+    assert [s.id for s in await store.enabled_subscriptions(["discord"])] == [sid]
+    assert await store.enabled_subscriptions(["slack"]) == []
+
+
+async def test_a_day_can_be_claimed_only_once_even_by_racing_claimers(store: Store) -> None:
+    sid = await _subscribe(store)
+    results = await asyncio.gather(
+        *(store.claim(sid, date(2024, 6, 1), now=NOW, owner=f"o{i}", lease_until=NOW) for i in range(8))
+    )
+    winners = [p for p in results if p is not None]
+    assert len(winners) == 1 and winners[0].status == CLAIMED
+    assert await store.existing_dates(date(2024, 5, 31)) == {(sid, date(2024, 6, 1))}
+    # The next day is a separate claim.
+    assert await store.claim(sid, date(2024, 6, 2), now=NOW) is not None
+
+
+async def test_transitions_only_apply_to_the_state_and_owner_they_expect(store: Store) -> None:
+    sid = await _subscribe(store)
+    post = await store.claim(sid, date(2024, 6, 1), now=NOW, owner="a#1", lease_until=NOW + timedelta(minutes=5))
+    assert not await store.transition(post.id, now=NOW, from_status=[CLAIMED], lease_expired=True, owner="b#1")
+    assert not await store.transition(post.id, now=NOW, from_status=[CLAIMED], owner_is="b#1", status=SENDING)
+    assert await store.transition(post.id, now=NOW, from_status=[CLAIMED], owner_is="a#1", status=SENDING,
+                                  passage_key="k@1", add_attempt=True)
+    assert not await store.transition(post.id, now=NOW, from_status=[CLAIMED], owner_is="a#1", status=SENT)
+    assert await store.transition(post.id, now=NOW, from_status=[SENDING], owner_is="a#1", status=SENT, sent_at=NOW)
+    done = await store.post(sid, date(2024, 6, 1))
+    assert (done.status, done.attempts, done.passage_key, done.sent_at) == (SENT, 1, "k@1", NOW)
+    assert await store.key_counts(sid) == {"k@1": 1}
+
+
+async def test_deleting_a_subscription_removes_its_posts(store: Store) -> None:
+    sid = await _subscribe(store)
+    await store.claim(sid, date(2024, 6, 1), now=NOW)
+    async with store.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM daily_subscriptions WHERE id = :i"), {"i": sid})
+    assert await store.posts_of(sid) == []
+
+
+async def test_button_memo_survives_a_restart_and_forgets_old_entries(db_url: str) -> None:
+    store = await open_store(db_url)
+    memo = SqlMemo(store, prune_every=3, max_age=timedelta(days=30), clock=lambda: NOW)
+    await memo.put("q1", "what did he say about the fermi paradox")
+    await memo.put("q1", "what did he say about mars")
+    await store.close()
+
+    store = await open_store(db_url)
+    clock = [NOW + timedelta(days=40)]
+    memo = SqlMemo(store, prune_every=2, max_age=timedelta(days=30), clock=lambda: clock[0])
+    assert await memo.get("q1") == "what did he say about mars"
+    assert await memo.get("missing") is None
+    await memo.put("q2", "a")
+    await memo.put("q3", "b")  # second put prunes entries unused for 30 days
+    assert await memo.get("q1") is None
+    assert await memo.get("q3") == "b"
+    await store.close()
+
+
+def test_plain_database_urls_pick_the_async_drivers_and_others_are_refused() -> None:
+    assert normalize_url("postgres://u:p@h/db").drivername == "postgresql+asyncpg"
+    assert normalize_url("postgresql://h/db").drivername == "postgresql+asyncpg"
+    assert normalize_url("sqlite:///x.db").drivername == "sqlite+aiosqlite"
+    with pytest.raises(SchemaError, match="DATABASE_URL"):
+        normalize_url("mysql://h/db")
