@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.core import CoreOptions, QuoteBot
-from config.settings import PROJECT_ROOT, Settings
+from config.settings import PROJECT_ROOT, Settings, SettingsError
 from retrieval.search import Searcher, default_index_dir, open_searcher
 
 log = logging.getLogger("quotebot")
@@ -56,7 +56,13 @@ async def serve(settings: Settings, platforms: list[str]) -> None:
     else:
         memo = None
     core = QuoteBot(searcher, core_options(settings), memo=memo, daily=daily)
-    adapters = {p: _adapter(p, core, settings, daily) for p in platforms}
+    try:
+        adapters = {p: _adapter(p, core, settings, daily) for p in platforms}
+    except BaseException:
+        core.close()
+        if store is not None:
+            await store.close()
+        raise
     tasks = [asyncio.create_task(a.run(), name=f"adapter:{p}") for p, a in adapters.items()]
     if daily is not None:
         posters = {p: a.post for p, a in adapters.items() if p != "console"}
@@ -74,6 +80,8 @@ async def serve(settings: Settings, platforms: list[str]) -> None:
         done, _ = await asyncio.wait([*adapter_tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
         for t in done:
             if t is not stopper and not t.cancelled() and t.exception():
+                if isinstance(t.exception(), SettingsError):
+                    raise t.exception()
                 log.error("platform %s stopped: %r", t.get_name(), t.exception())
     finally:
         log.info("shutting down")

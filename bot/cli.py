@@ -150,7 +150,11 @@ def _run(settings: Settings, platforms: list[str] | None) -> int:
         names = {"discord": "DISCORD_TOKEN", "slack": "SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_APP_TOKEN)"}
         print(f"quotebot: setting error: --platform {missing[0]} needs {names[missing[0]]}", file=sys.stderr)
         return 2
-    asyncio.run(serve(settings, chosen))
+    try:
+        asyncio.run(serve(settings, chosen))
+    except SettingsError as e:
+        print(f"quotebot: setting error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

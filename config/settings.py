@@ -98,9 +98,9 @@ class Settings:
 
     @property
     def slack_enabled(self) -> bool:
-        return bool(self.slack_signing_secret) and (
-            bool(self.slack_bot_token) or bool(self.slack_client_id) or bool(self.slack_app_token)
-        )
+        """HTTP mode (signing secret + bot token or OAuth client) or Socket Mode (app + bot token)."""
+        http = bool(self.slack_signing_secret) and (bool(self.slack_bot_token) or bool(self.slack_client_id))
+        return http or (bool(self.slack_app_token) and bool(self.slack_bot_token))
 
     @property
     def manifest_path(self) -> Path:
