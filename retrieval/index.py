@@ -8,6 +8,7 @@ for the hits shown.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -24,7 +25,7 @@ from retrieval.corpus import Corpus
 from retrieval.model import Passage, SourceInfo
 from retrieval.segment import segment
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 _ARRAYS = (
     "indptr", "docs", "vals", "idf", "doc_len", "tok_ptr", "tok_ids",
     "p_src", "p_cstart", "p_cend", "p_start", "p_pos", "p_speaker", "text_ptr",
@@ -45,19 +46,24 @@ class Index:
     """A loaded (or freshly built) index. Read-only; safe to share between threads."""
 
     def __init__(self, arrays: dict[str, np.ndarray], meta: dict, text_blob: np.ndarray | bytes,
-                 source_texts: Callable[[], dict[str, str]], folder: Path | None = None) -> None:
+                 source_text: Callable[[str], str | None], folder: Path | None = None,
+                 quote_rows: Callable[[], list[dict]] | None = None) -> None:
         self.a = arrays
         self.folder = folder  # where a loaded index lives (None while only in memory)
         self.meta = meta
         self.vocab: dict[str, int] = meta["vocab"]
         self.sources = [SourceInfo(**{**s, "speakers": tuple(s["speakers"])}) for s in meta["sources"]]
         self.speakers: list[str] = meta["speakers"]
-        self.quotes = [Passage(**q) for q in meta["quotes"]]
         self.glossary: dict[str, list[str]] = meta["glossary"]
         self.params = BM25Params(**meta["params"])
         self._blob = text_blob
-        self._source_texts = source_texts
-        self._by_key = {(p.source_id, p.char_start): i for i, p in enumerate(self.quotes)}
+        self._source_text = source_text
+        self._quote_rows = quote_rows or (lambda: meta["quotes"])
+
+    @functools.cached_property
+    def quotes(self) -> list[Passage]:
+        """Stand-alone quote candidates; read on first use (they are not needed to search)."""
+        return [Passage(**q) for q in self._quote_rows()]
 
     @property
     def size(self) -> int:
@@ -68,7 +74,7 @@ class Index:
         return self.meta["fingerprint"]
 
     def source_text(self, source_id: str) -> str | None:
-        return self._source_texts().get(source_id)
+        return self._source_text(source_id)
 
     def term_ids(self, terms: list[str]) -> list[int]:
         """Vocabulary ids of ``terms`` (unknown terms dropped, order and repeats kept)."""
@@ -181,7 +187,7 @@ def build(corpus: Corpus, analyzer: Analyzer, params: BM25Params | None = None,
         "glossary": {k: list(v) for k, v in corpus.glossary.items()},
         "speaker_names": corpus.speaker_names(),
     }
-    return Index(arrays, meta, bytes(blob), lambda: texts)
+    return Index(arrays, meta, bytes(blob), texts.get)
 
 
 def _postings(terms: np.ndarray, docs: np.ndarray, doc_len: np.ndarray, n_terms: int,
@@ -213,26 +219,38 @@ def save(index: Index, folder: Path) -> None:
     for name in _ARRAYS:
         np.save(folder / f"{name}.npy", np.ascontiguousarray(index.a[name]))
     (folder / "texts.bin").write_bytes(bytes(index._blob))
-    (folder / "sources.json").write_text(json.dumps(index._source_texts(), ensure_ascii=False), encoding="utf-8")
-    (folder / "meta.json").write_text(json.dumps(index.meta, ensure_ascii=False), encoding="utf-8")
+    (folder / "sources").mkdir()
+    for i, s in enumerate(index.sources):
+        (folder / "sources" / f"{i}.txt").write_text(index.source_text(s.source_id) or "", encoding="utf-8")
+    quotes = [asdict(q) for q in index.quotes]
+    (folder / "quotes.json").write_text(json.dumps(quotes, ensure_ascii=False), encoding="utf-8")
+    meta = {k: v for k, v in index.meta.items() if k != "quotes"}
+    (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
 
 def load(folder: Path) -> Index:
-    """Open a saved index; arrays and texts are memory-mapped, not read."""
+    """Open a saved index; arrays and texts are memory-mapped, not read.
+
+    The arrays are plain ndarray views of the maps: slicing an ``np.memmap`` object costs
+    a Python-level ``__getitem__``/``__array_finalize__`` on every access.
+    """
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     if meta.get("format") != FORMAT_VERSION:
         raise ValueError(f"{folder}: index format {meta.get('format')} is not {FORMAT_VERSION}")
-    arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+    arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r").view(np.ndarray) for name in _ARRAYS}
     blob_path = folder / "texts.bin"
-    blob = np.memmap(blob_path, dtype=np.uint8, mode="r") if blob_path.stat().st_size else b""
-    cache: dict[str, dict[str, str]] = {}
+    blob = np.memmap(blob_path, dtype=np.uint8, mode="r").view(np.ndarray) if blob_path.stat().st_size else b""
+    number = {s["source_id"]: i for i, s in enumerate(meta["sources"])}
 
-    def source_texts() -> dict[str, str]:
-        if "t" not in cache:
-            cache["t"] = json.loads((folder / "sources.json").read_text(encoding="utf-8"))
-        return cache["t"]
+    @functools.cache
+    def source_text(source_id: str) -> str | None:
+        i = number.get(source_id)
+        return None if i is None else (folder / "sources" / f"{i}.txt").read_text(encoding="utf-8")
 
-    return Index(arrays, meta, blob, source_texts, folder)
+    def quote_rows() -> list[dict]:
+        return json.loads((folder / "quotes.json").read_text(encoding="utf-8"))
+
+    return Index(arrays, meta, blob, source_text, folder, quote_rows)
 
 
 class IndexStore:

@@ -112,30 +112,37 @@ class Searcher:
         return cand, self._rerank(index, ids, cand, scores[cand])
 
     def _rerank(self, index: Index, ids: list[int], cand: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """Coverage, phrase and proximity evidence for every candidate, computed with array operations."""
+        r = self.rank
         idf = index.a["idf"]
         q = list(dict.fromkeys(ids))
-        qw = {t: float(idf[t]) for t in q}
-        total = sum(qw.values()) or 1.0
-        pairs = [(a, b) for a, b in itertools.pairwise(ids) if a != b]
-        pair_total = sum(qw[a] + qw[b] for a, b in pairs) or 1.0
-        r = self.rank
-        out = np.empty(len(cand), dtype=np.float64)
-        for i, d in enumerate(cand.tolist()):
-            toks = index.tokens_of(d)
-            positions: dict[int, list[int]] = {}
-            for pos, t in enumerate(toks.tolist()):
-                if t in qw:
-                    positions.setdefault(t, []).append(pos)
-            coverage = sum(qw[t] for t in positions) / total
-            phrase = 0.0
-            for a, b in pairs:
-                pa, pb = positions.get(a), positions.get(b)
-                if pa and pb and any(0 < y - x <= 3 for x in pa for y in pb):
-                    phrase += qw[a] + qw[b]
-            near = _near(positions, r.near_window) if len(positions) > 1 else 0.0
-            out[i] = float(base[i]) * (1 + r.coverage_w * coverage**2 + r.phrase_w * phrase / pair_total
-                                       + r.near_w * near)
-        return out
+        slot = {t: i for i, t in enumerate(q)}
+        qw = np.array([float(idf[t]) for t in q])
+        total = float(qw.sum()) or 1.0
+        pairs = [(slot[a], slot[b]) for a, b in itertools.pairwise(ids) if a != b]
+        pair_total = sum(float(qw[a] + qw[b]) for a, b in pairs) or 1.0
+        ev = _events(index, cand, q, r.near_window)
+        n = len(cand)
+        has = np.zeros((n, len(q)), dtype=bool)
+        has[ev.doc, ev.slot] = True
+        coverage = has @ qw / total
+        phrase = np.zeros(n)
+        for a, b in pairs:  # a then b within 3 tokens
+            ka, kb = ev.key[ev.slot == a], ev.key[ev.slot == b]
+            if len(ka) and len(kb):
+                close = np.isin(ka[:, None] + np.arange(1, 4), kb).any(axis=1)
+                phrase[np.unique(ka[close] // ev.stride)] += qw[a] + qw[b]
+        # proximity: most distinct query terms inside a window that starts at some match
+        within = np.zeros(len(ev.key), dtype=np.int64)
+        for s in range(len(q)):
+            ks = ev.key[ev.slot == s]
+            within += np.searchsorted(ks, ev.key + r.near_window) > np.searchsorted(ks, ev.key)
+        best = np.ones(n)
+        np.maximum.at(best, ev.doc, within)
+        distinct = has.sum(axis=1)
+        near = np.where(distinct > 1, best / np.maximum(distinct, 1), 0.0)
+        return base.astype(np.float64) * (1 + r.coverage_w * coverage**2 + r.phrase_w * phrase / pair_total
+                                          + r.near_w * near)
 
     def _hit(self, index: Index, analyzer: Analyzer, doc: int, score: float, terms: set[str]) -> Hit:
         p = index.passage(doc)
@@ -146,7 +153,7 @@ class Searcher:
     @staticmethod
     def _make_hit(index: Index, analyzer: Analyzer, p: Passage, score: float, terms: set[str]) -> Hit:
         source = index.source(p.source_id) or SourceInfo(p.source_id, p.source_id)
-        spans = [(t.start, t.end) for t in analyzer.document_tokens(p.text) if t.term in terms] if terms else []
+        spans = analyzer.highlights(p.text, terms) if terms else []
         return Hit(p, source, round(score, 4), moment_url(source.url, p.start), _merge(spans))
 
     # --- other lookups ----------------------------------------------------------------
@@ -213,22 +220,29 @@ def _top(scores: np.ndarray, depth: int) -> np.ndarray:
     return positive[part]
 
 
-def _near(positions: dict[int, list[int]], window: int) -> float:
-    """Share of matched query terms that fit together inside ``window`` tokens."""
-    events = sorted((p, t) for t, ps in positions.items() for p in ps)
-    best = 1
-    counts: dict[int, int] = {}
-    lo = 0
-    for hi in range(len(events)):
-        counts[events[hi][1]] = counts.get(events[hi][1], 0) + 1
-        while events[hi][0] - events[lo][0] >= window:
-            t = events[lo][1]
-            counts[t] -= 1
-            if not counts[t]:
-                del counts[t]
-            lo += 1
-        best = max(best, len(counts))
-    return best / len(positions)
+@dataclass(frozen=True, slots=True)
+class _Events:
+    """Query-term occurrences in candidate passages, in passage then position order."""
+
+    doc: np.ndarray  # candidate number
+    slot: np.ndarray  # which distinct query term
+    key: np.ndarray  # doc * stride + position: sorted, and windows never cross passages
+    stride: int
+
+
+def _events(index: Index, cand: np.ndarray, q: list[int], window: int) -> _Events:
+    ptr, tok = index.a["tok_ptr"], index.a["tok_ids"]
+    starts = ptr[cand]
+    lens = ptr[cand + 1] - starts
+    ends = np.cumsum(lens)
+    firsts = ends - lens
+    flat = tok[np.repeat(starts - firsts, lens) + np.arange(int(ends[-1]) if len(ends) else 0)]
+    order = np.argsort(q)
+    qs = np.asarray(q)[order]
+    where = np.flatnonzero(np.isin(flat, qs))
+    doc = np.searchsorted(ends, where, side="right")
+    stride = int(lens.max(initial=0)) + window + 4
+    return _Events(doc, order[np.searchsorted(qs, flat[where])], doc * stride + (where - firsts[doc]), stride)
 
 
 def _overlaps(index: Index, a: int, b: int) -> bool:

@@ -22,7 +22,7 @@ def test_built_on_first_use_then_loaded_memory_mapped(small_corpus, tmp_path):
     assert hits and "Raptor engine" in hits[0].text
     again = _open(small_corpus, tmp_path / "ix")
     assert again.index.fingerprint == s.index.fingerprint
-    assert isinstance(again.index.a["docs"], np.memmap)  # loaded, not rebuilt
+    assert isinstance(again.index.a["docs"].base, np.memmap)  # loaded, not rebuilt
     assert [h.text for h in again.search("raptor methane")] == [h.text for h in hits]
 
 
