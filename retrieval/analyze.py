@@ -21,6 +21,7 @@ CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{CJK_RANGES}]+|[^\W_{CJK_RANGES}]+(?:['’][^\W_{CJK_RANGES}]+)*")
 _COMPOUND = re.compile(rf"[^\W_{CJK_RANGES}]+(?:-[^\W_{CJK_RANGES}]+)+")
 _CJK = re.compile(rf"[{CJK_RANGES}]")
+_CJK_RUN = re.compile(rf"[{CJK_RANGES}]+")
 
 # Function words: frequent, carry no topic. Kept short on purpose: "why", "how", numbers
 # and negations stay searchable.
@@ -42,8 +43,9 @@ QUESTION_WORDS = frozenset(
     her his them their someone somebody anyone""".split()
 )
 
-# Chinese question scaffolding, as (Simplified) bigrams: what / why / how / which / when.
-CJK_QUESTION_TERMS = frozenset("什么 为什 怎么 如何 哪些 哪个 哪里 是否 多少 么时 时候 是什 么样".split())
+# Chinese question scaffolding (Simplified): what / why / how / which / where / when / whether.
+# Cut out of a query's CJK runs before bigramming, so no bigram straddles them either.
+CJK_QUESTION_WORDS = "为什么 什么时候 什么样 什么 怎么样 怎么 如何 哪些 哪个 哪里 是否 多少 吗 呢".split()
 
 _EN_CONTRACTION = re.compile(r"['’](s|re|ve|ll|d|t|m)$")
 
@@ -112,7 +114,11 @@ class Analyzer:
                     self._aliases[key] = tuple(dict.fromkeys(self._aliases.get(key, ()) + canon_terms))
         self._max_alias = max((len(k) for k in self._aliases), default=0)
         self._alias_terms = frozenset(t for added in self._aliases.values() for t in added)
-        self.speaker_terms = frozenset(t.term for s in speakers for t in self.tokens(s))
+        speakers = list(speakers)
+        self.speaker_terms = frozenset(t.term for s in speakers for t in self.tokens(s) if not _CJK.match(s[t.start]))
+        cjk_names = [fold_chinese(run) for s in speakers for run in _CJK_RUN.findall(s)]
+        cut = sorted(set(CJK_QUESTION_WORDS + cjk_names), key=len, reverse=True)
+        self._cjk_cut = re.compile("|".join(map(re.escape, cut)))
 
     @staticmethod
     def tokens(text: str) -> list[Token]:
@@ -183,15 +189,16 @@ class Analyzer:
         Falls back to the plain terms when nothing would be left, so "what did he say"
         still searches for something.
         """
-        toks = self.tokens(query)
-        keep = [t.term for t in toks if not self._is_noise(t.term)]
+        folded = _CJK_RUN.sub(lambda m: self._cjk_cut.sub(" ", fold_chinese(m.group(0))), query)
+        keep = [t.term for t in self.tokens(folded) if not self._is_noise(t.term)]
         if keep:
             return keep
+        toks = self.tokens(query)
         keep = [t.term for t in toks if t.term not in STOP_TERMS]
         return keep or [t.term for t in toks]
 
     def _is_noise(self, term: str) -> bool:
-        return term in STOP_TERMS or term in QUESTION_TERMS or term in CJK_QUESTION_TERMS or term in self.speaker_terms
+        return term in STOP_TERMS or term in QUESTION_TERMS or term in self.speaker_terms
 
     @staticmethod
     def is_stopword(term: str) -> bool:

@@ -28,7 +28,7 @@ from retrieval.model import Hit, Passage, SourceInfo
 
 log = logging.getLogger(__name__)
 
-ANALYZER_VERSION = "a6"
+ANALYZER_VERSION = "a7"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,9 @@ class RankParams:
     phrase_w: float = 0.5
     near_w: float = 0.3
     near_window: int = 8
+    # A window also earns this share of its better neighbour's score: evidence spread
+    # over two overlapping windows (a question, then its answer) belongs to one moment.
+    neighbour_w: float = 0.3
     # A shown quote runs on past its window to the end of the last sentence that fits
     # in this many characters: in an interview the answer follows the question.
     show_chars: int = 600
@@ -109,7 +112,8 @@ class Searcher:
             return np.zeros(0, np.int64), np.zeros(0)
         scores = index.scores(ids)
         cand = _top(scores, depth)
-        return cand, self._rerank(index, ids, cand, scores[cand])
+        final = self._rerank(index, ids, cand, scores[cand])
+        return cand, _smooth(index, cand, final, self.rank.neighbour_w)
 
     def _rerank(self, index: Index, ids: list[int], cand: np.ndarray, base: np.ndarray) -> np.ndarray:
         """Coverage, phrase and proximity evidence for every candidate, computed with array operations."""
@@ -243,6 +247,22 @@ def _events(index: Index, cand: np.ndarray, q: list[int], window: int) -> _Event
     doc = np.searchsorted(ends, where, side="right")
     stride = int(lens.max(initial=0)) + window + 4
     return _Events(doc, order[np.searchsorted(qs, flat[where])], doc * stride + (where - firsts[doc]), stride)
+
+
+def _smooth(index: Index, cand: np.ndarray, final: np.ndarray, weight: float) -> np.ndarray:
+    """Each candidate plus ``weight`` x the higher score of its neighbouring windows."""
+    if weight <= 0 or len(cand) < 2:
+        return final
+    order = np.argsort(cand)
+    sc, sf = cand[order], final[order]
+    src = np.asarray(index.a["p_src"])[sc]
+    adjacent = (np.diff(sc) == 1) & (src[1:] == src[:-1])
+    best = np.zeros(len(sc))
+    best[:-1] = np.where(adjacent, sf[1:], 0.0)
+    best[1:] = np.maximum(best[1:], np.where(adjacent, sf[:-1], 0.0))
+    out = np.empty_like(final, dtype=np.float64)
+    out[order] = sf + weight * best
+    return out
 
 
 def _overlaps(index: Index, a: int, b: int) -> bool:

@@ -1,0 +1,44 @@
+"""Ranking details: neighbour smoothing, overlap collapse, quotes running on to the answer."""
+
+import numpy as np
+
+from retrieval.analyze import Analyzer
+from retrieval.corpus import Corpus
+from retrieval.index import build
+from retrieval.model import Transcript, Utterance
+from retrieval.search import Searcher, _smooth
+
+SENTENCES = [f"Sentence number {i} talks about topic{i} at some length here." for i in range(12)]
+
+
+def _index(*transcripts: Transcript):
+    return build(Corpus(list(transcripts), {}, "fp"), Analyzer())
+
+
+def _talk(sid: str) -> Transcript:
+    utts = [Utterance(s, float(i * 10), float(i * 10 + 9)) for i, s in enumerate(SENTENCES)]
+    return Transcript(sid, f"{sid}.srt", utts, title=sid, timing="exact")
+
+
+def test_neighbours_lend_a_share_of_their_score_within_one_source():
+    index = _index(_talk("a"), _talk("b"))
+    per_source = index.size // 2
+    cand = np.array([per_source, 0, 1, per_source - 1])
+    final = np.array([16.0, 1.0, 2.0, 8.0])
+    out = _smooth(index, cand, final, 0.5)
+    # 0 borrows from 1, 1 from 0 (2 is no candidate); the last window of source a and the
+    # first of source b are not neighbours.
+    np.testing.assert_allclose(out, [16.0, 1.0 + 1.0, 2.0 + 0.5, 8.0])
+
+
+def test_results_are_distinct_moments_and_run_on_to_whole_sentences():
+    s = Searcher(_index(_talk("a")), Analyzer())
+    hits = s.search("sentence talks length", k=10)
+    spans = [(h.passage.char_start, h.passage.char_end) for h in hits]
+    windows = [(s.index.passage(h.passage.pid).char_start, s.index.passage(h.passage.pid).char_end) for h in hits]
+    for i, (a0, a1) in enumerate(windows):
+        for b0, b1 in windows[i + 1 :]:
+            assert a1 <= b0 or b1 <= a0  # no two results share words of their windows
+    for h, (a0, a1) in zip(hits, spans, strict=True):
+        assert len(h.text) <= 600 and h.text.endswith(".")
+        assert a1 >= s.index.passage(h.passage.pid).char_end  # shown text covers its window, maybe more
