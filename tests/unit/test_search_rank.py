@@ -39,6 +39,6 @@ def test_results_are_distinct_moments_and_run_on_to_whole_sentences():
     for i, (a0, a1) in enumerate(windows):
         for b0, b1 in windows[i + 1 :]:
             assert a1 <= b0 or b1 <= a0  # no two results share words of their windows
-    for h, (a0, a1) in zip(hits, spans, strict=True):
+    for h, (_, a1) in zip(hits, spans, strict=True):
         assert len(h.text) <= 600 and h.text.endswith(".")
         assert a1 >= s.index.passage(h.passage.pid).char_end  # shown text covers its window, maybe more
