@@ -1,0 +1,418 @@
+"""Discord adapter: discord.py client <-> QuoteBot. Thin I/O only; answers come from the core.
+
+Slash commands (``/ask``, ``/quote``, ``/sources``, ``/help``, ``/daily ...``), ``@quotebot``
+mentions, DMs and (with the message_content intent) prefix commands become a ``Request``;
+the ``Reply`` is rendered by ``bot.render.discord``. Buttons carry ``qb:<payload>`` custom
+ids and are routed from ``on_interaction``, so they keep working after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+import discord
+import yarl
+from discord import app_commands
+from discord.gateway import DiscordWebSocket
+
+from bot.commands import strip_prefix
+from bot.core import QuoteBot
+from bot.daily import ChannelGone
+from bot.render.discord import ButtonSpec, DiscordMessage, payload_of, render
+from bot.reply import Reply, Request, Via
+from config.settings import PROJECT_ROOT, Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+NO_MENTIONS = discord.AllowedMentions.none()
+SYNC_STATE_FILE = "discord-commands.json"
+
+
+def route_to(settings: Settings) -> None:
+    """Point discord.py's REST base and gateway at the configured URLs (a proxy, or a local server in tests).
+
+    discord.py keeps both as class attributes, so this is process-wide: one Discord client per process.
+    """
+    discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
+    if settings.discord_gateway_url:
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+def intents_for(settings: Settings) -> discord.Intents:
+    """Guild and DM messages (mentions carry their text without the privileged intent)."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    intents.dm_messages = True
+    intents.message_content = settings.discord_message_content
+    return intents
+
+
+def cache_dir(settings: Settings) -> Path:
+    """Where small state files live: next to the index when it is configured, else ``.cache/``."""
+    if settings.index_dir is not None:
+        return Path(settings.index_dir).parent
+    return PROJECT_ROOT / ".cache"
+
+
+class DiscordAdapter:
+    """Runs one discord.py client (sharded when shard settings are given) for a ``QuoteBot``."""
+
+    def __init__(self, core: QuoteBot, settings: Settings, *, daily: Any = None) -> None:
+        if not settings.discord_token:
+            raise SettingsError("DISCORD_TOKEN: required to run the Discord bot")
+        self.core = core
+        self.settings = settings
+        self.daily = daily
+        self.client: discord.Client | None = None
+        self.tree: app_commands.CommandTree | None = None
+        self._logged_in = asyncio.Event()
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    def build_client(self) -> discord.Client:
+        """The configured client with its command tree and event handlers (not yet connected)."""
+        s = self.settings
+        route_to(s)
+        # The bot never joins voice: no start-up warnings about voice libraries.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        # guild_ready_timeout: on_ready fires after this long without a new GUILD_CREATE; nothing here waits for it.
+        options: dict[str, Any] = dict(intents=intents_for(s), allowed_mentions=NO_MENTIONS, guild_ready_timeout=0.5)
+        if s.discord_shard_count is not None or s.discord_shard_ids is not None:
+            ids = list(s.discord_shard_ids) if s.discord_shard_ids is not None else None
+            client: discord.Client = discord.AutoShardedClient(
+                shard_count=s.discord_shard_count, shard_ids=ids, **options
+            )
+        else:
+            client = discord.Client(**options)
+        tree = app_commands.CommandTree(client)
+        self._add_commands(tree)
+        tree.error(self._on_tree_error)
+        client.setup_hook = self._setup_hook  # type: ignore[method-assign]
+        for handler in (self.on_ready, self.on_message, self.on_interaction, self.on_error):
+            client.event(handler)
+        self.client, self.tree = client, tree
+        return client
+
+    async def run(self) -> None:
+        """Connect and serve until cancelled or ``close()``; the client is always closed on the way out."""
+        client = self.client or self.build_client()
+        if not self.settings.discord_message_content:
+            log.info(
+                "Discord prefix commands (%s...) are off: the privileged message_content intent is not enabled "
+                "(set DISCORD_MESSAGE_CONTENT=true after enabling it in the Developer Portal); "
+                "slash commands, @mentions and DMs work.",
+                self.settings.discord_prefix,
+            )
+        try:
+            async with client:
+                await client.start(self.settings.discord_token.get())  # type: ignore[union-attr]
+        except discord.LoginFailure:
+            raise SettingsError("DISCORD_TOKEN: Discord rejected the token (value not shown)") from None
+        except discord.PrivilegedIntentsRequired:
+            raise SettingsError(
+                "DISCORD_MESSAGE_CONTENT: the Message Content intent is not enabled for this bot in the "
+                "Developer Portal; enable it there or unset DISCORD_MESSAGE_CONTENT"
+            ) from None
+        finally:
+            log.info("Discord client closed")
+
+    async def close(self) -> None:
+        """Disconnect from the gateway and close the HTTP session; ``run()`` then returns."""
+        client = self.client
+        if client is None or client.is_closed():
+            return
+        # discord.py's "wait for guilds, then dispatch ready" task would fire after the close and log a
+        # traceback when the bot stops right after connecting; it has nothing left to do, so end it first.
+        state = getattr(client, "_connection", None)
+        pending = [getattr(state, "_ready_task", None), *getattr(state, "_ready_tasks", {}).values()]
+        for task in pending:
+            if task is not None and not task.done():
+                task.cancel()
+        await client.close()
+
+    async def post(self, channel_id: str, reply: Reply) -> None:
+        """Post ``reply`` publicly to a channel (daily quotes). Raises ``ChannelGone`` when it is gone."""
+        await asyncio.wait_for(self._logged_in.wait(), timeout=120)
+        assert self.client is not None
+        channel = self.client.get_partial_messageable(int(channel_id))
+        try:
+            await self._send_to(channel, render(reply, public=True))
+        except (discord.NotFound, discord.Forbidden) as exc:
+            # Unknown channel, missing access or permissions: posting here keeps failing until someone acts.
+            raise ChannelGone(f"discord channel {channel_id}: {exc.status} {exc.text or ''}".strip()) from exc
+
+    async def _setup_hook(self) -> None:
+        self._logged_in.set()
+        try:
+            await self.sync_commands()
+        except Exception:
+            log.exception("Discord slash command sync failed; existing commands stay as they are")
+
+    async def sync_commands(self) -> bool:
+        """Sync slash commands when their definition changed since the last sync; True when synced."""
+        assert self.client is not None and self.tree is not None
+        payload = [cmd.to_dict(self.tree) for cmd in self.tree.get_commands()]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        key = f"{self.settings.discord_api_base}|{self.client.application_id}"
+        path = cache_dir(self.settings) / SYNC_STATE_FILE
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            state = {}
+        if state.get(key) == digest:
+            log.info("Discord slash commands unchanged; not syncing")
+            return False
+        await self.tree.sync()
+        state[key] = digest
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+        tmp.replace(path)
+        log.info("Discord slash commands synced (%d commands)", len(payload))
+        return True
+
+    # --- slash commands -----------------------------------------------------------
+
+    def _add_commands(self, tree: app_commands.CommandTree) -> None:
+        @tree.command(name="ask", description="Find the transcript passages that answer a question")
+        @app_commands.describe(question="What you want to know")
+        async def ask(interaction: discord.Interaction, question: str) -> None:
+            await self._slash(interaction, "ask", question)
+
+        @tree.command(name="quote", description="A verbatim quote, at random or about a topic")
+        @app_commands.describe(topic="Optional topic, e.g. mars")
+        async def quote(interaction: discord.Interaction, topic: str | None = None) -> None:
+            await self._slash(interaction, "quote", topic or "")
+
+        @tree.command(name="sources", description="The transcripts I search, with links")
+        async def sources(interaction: discord.Interaction) -> None:
+            await self._slash(interaction, "sources", "")
+
+        @tree.command(name="help", description="What I can do")
+        async def help_(interaction: discord.Interaction) -> None:
+            await self._slash(interaction, "help", "")
+
+        daily = app_commands.Group(name="daily", description="A quote posted to this channel every day")
+
+        @daily.command(name="subscribe", description="Post a daily quote here (needs Manage Channels)")
+        @app_commands.describe(
+            time="Local time, e.g. 09:00", timezone="IANA zone, e.g. Europe/Berlin", topic="Optional topic"
+        )
+        async def subscribe(
+            interaction: discord.Interaction, time: str | None = None, timezone: str | None = None,
+            topic: str | None = None,
+        ) -> None:
+            await self._slash(interaction, "daily", " ".join(p for p in ("subscribe", time, timezone, topic) if p))
+
+        @daily.command(name="off", description="Stop the daily quote here (needs Manage Channels)")
+        async def off(interaction: discord.Interaction) -> None:
+            await self._slash(interaction, "daily", "off")
+
+        @daily.command(name="status", description="When the next daily quote is due here")
+        async def status(interaction: discord.Interaction) -> None:
+            await self._slash(interaction, "daily", "status")
+
+        @daily.command(name="now", description="Post today's quote now (needs Manage Channels)")
+        async def now(interaction: discord.Interaction) -> None:
+            await self._slash(interaction, "daily", "now")
+
+        tree.add_command(daily)
+
+    async def _slash(self, interaction: discord.Interaction, command: str, text: str) -> None:
+        request = self._interaction_request(interaction, text, command, Via.SLASH)
+        # Whether the answer will likely be private, needed before it exists if the work has to be deferred.
+        if command == "daily":
+            private = not text.startswith("now")
+        else:
+            private = {"ask": self.settings.ephemeral, "quote": False}.get(command, True)
+        await self._answer(interaction, self.core.handle(request), private)
+
+    # --- buttons ------------------------------------------------------------------
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        if interaction.type is not discord.InteractionType.component:
+            return
+        payload = payload_of(str((interaction.data or {}).get("custom_id", "")))
+        if payload is None:
+            return
+        try:
+            request = self._interaction_request(interaction, "", None, Via.BUTTON)
+            guess = False if payload.startswith("post:") else self.settings.ephemeral
+            await self._answer(interaction, self.core.handle_action(payload, request), guess)
+        except Exception:
+            await self._apologise(interaction, "button")
+
+    # --- interactions: defer when slow, then answer -------------------------------
+
+    async def _answer(self, interaction: discord.Interaction, work: Awaitable[Reply], ephemeral_guess: bool) -> None:
+        """Answer at once when ``work`` is quick; otherwise defer (the 3 s deadline) and follow up."""
+        task = asyncio.ensure_future(work)
+        deferred_ephemeral: bool | None = None
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.settings.defer_after)
+            if not done:
+                await interaction.response.defer(ephemeral=ephemeral_guess, thinking=True)
+                deferred_ephemeral = ephemeral_guess
+            reply = await task
+        finally:
+            if not task.done():
+                task.cancel()
+        msg = render(reply)
+        kwargs = self._message_kwargs(msg)
+        if deferred_ephemeral is None:
+            await interaction.response.send_message(ephemeral=msg.ephemeral, **kwargs)
+        elif msg.ephemeral == deferred_ephemeral:
+            await interaction.followup.send(ephemeral=msg.ephemeral, **kwargs)
+        else:
+            # The first follow-up after a defer only fills in the "thinking…" message, whose visibility is
+            # fixed: finish that one with a short note, then send the answer as a new message.
+            note = "Answered privately." if msg.ephemeral else "Posted to the channel."
+            await interaction.edit_original_response(content=note, embeds=[], view=None, allowed_mentions=NO_MENTIONS)
+            await interaction.followup.send(ephemeral=msg.ephemeral, **kwargs)
+            if msg.ephemeral:
+                await interaction.delete_original_response()
+
+    def _interaction_request(
+        self, interaction: discord.Interaction, text: str, command: str | None, via: Via
+    ) -> Request:
+        in_guild = interaction.guild_id is not None
+        return Request(
+            text=text,
+            user_id=str(interaction.user.id),
+            channel_id=str(interaction.channel_id),
+            platform="discord",
+            via=via,
+            command=command,
+            can_manage=interaction.permissions.manage_channels if in_guild else True,
+            guild_id=str(interaction.guild_id) if in_guild else None,
+        )
+
+    async def _on_tree_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        await self._apologise(interaction, f"/{interaction.command.name if interaction.command else '?'}", error)
+
+    async def _apologise(self, interaction: discord.Interaction, what: str, error: BaseException | None = None) -> None:
+        ref = uuid.uuid4().hex[:8]
+        log.error("discord %s failed ref=%s", what, ref, exc_info=error or True)
+        msg = render(_apology(ref))
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(ephemeral=True, **self._message_kwargs(msg))
+            else:
+                await interaction.response.send_message(ephemeral=True, **self._message_kwargs(msg))
+        except Exception:
+            log.warning("could not send the apology ref=%s", ref, exc_info=True)
+
+    # --- messages: mentions, DMs, prefix commands ---------------------------------
+
+    async def on_message(self, message: discord.Message) -> None:
+        client = self.client
+        if client is None or client.user is None or message.author.bot:
+            return
+        parsed = self._message_text(message, client.user)
+        if parsed is None:
+            return
+        text, via = parsed
+        try:
+            request = Request(
+                text=text,
+                user_id=str(message.author.id),
+                channel_id=str(message.channel.id),
+                platform="discord",
+                via=via,
+                can_manage=self._can_manage(message),
+                guild_id=str(message.guild.id) if message.guild else None,
+            )
+            reply = await self.core.handle(request)
+            target = message.thread or message.channel
+            reference = message if target is message.channel else None
+            await self._send_to(target, render(reply, public=True), reference=reference)
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            log.exception("discord message handling failed ref=%s", ref)
+            try:
+                await self._send_to(message.channel, render(_apology(ref), public=True), reference=message)
+            except Exception:
+                log.warning("could not send the apology ref=%s", ref, exc_info=True)
+
+    def _message_text(self, message: discord.Message, me: discord.ClientUser) -> tuple[str, Via] | None:
+        content = message.content or ""
+        if self.settings.discord_message_content:
+            rest = strip_prefix(content, self.settings.discord_prefix)
+            if rest is not None:
+                return rest.strip(), Via.PREFIX
+        if me in message.mentions:
+            return re.sub(rf"<@!?{me.id}>", " ", content).strip(" \t\n:,"), Via.MENTION
+        if isinstance(message.channel, discord.DMChannel):
+            return content.strip(), Via.DM
+        return None
+
+    @staticmethod
+    def _can_manage(message: discord.Message) -> bool:
+        if message.guild is None:
+            return True
+        author = message.author
+        if not isinstance(author, discord.Member):
+            return False
+        channel = message.channel
+        return bool(channel.permissions_for(author).manage_channels)  # type: ignore[union-attr]
+
+    # --- events -------------------------------------------------------------------
+
+    async def on_ready(self) -> None:
+        user = self.client.user if self.client else None
+        guilds = len(self.client.guilds) if self.client else 0
+        log.info("Discord connected as %s (%s guilds)", user, guilds)
+
+    async def on_error(self, event: str, *args: Any, **kwargs: Any) -> None:
+        log.exception("discord event %s failed; the bot keeps running", event)
+        first = args[0] if args else None
+        if isinstance(first, discord.Interaction):
+            await self._apologise(first, event)
+
+    # --- sending ------------------------------------------------------------------
+
+    async def _send_to(
+        self, channel: discord.abc.Messageable, msg: DiscordMessage, *, reference: discord.Message | None = None
+    ) -> None:
+        kwargs = self._message_kwargs(msg)
+        if reference is not None:
+            kwargs["reference"] = reference.to_reference(fail_if_not_exists=False)
+            kwargs["mention_author"] = False
+        await channel.send(**kwargs)
+
+    @staticmethod
+    def _message_kwargs(msg: DiscordMessage) -> dict[str, Any]:
+        # A text-only answer (e.g. the list of sources) shows its links without link previews.
+        kwargs: dict[str, Any] = {"content": msg.content or None, "embeds": list(msg.embeds),
+                                  "allowed_mentions": NO_MENTIONS, "suppress_embeds": not msg.embeds}
+        view = _view(msg.buttons)
+        if view is not None:
+            kwargs["view"] = view
+        return kwargs
+
+
+def _view(buttons: tuple[ButtonSpec, ...]) -> discord.ui.View | None:
+    """Buttons as a discord.py view, only for rendering: presses are routed by ``on_interaction``."""
+    if not buttons:
+        return None
+    view = discord.ui.View(timeout=None)
+    for b in buttons:
+        style = discord.ButtonStyle.primary if b.primary else discord.ButtonStyle.secondary
+        view.add_item(discord.ui.Button(label=b.label, custom_id=b.custom_id, style=style))
+    # A stopped view is sent but not kept in discord.py's view store: nothing piles up in memory.
+    view.stop()
+    return view
+
+
+def _apology(ref: str) -> Reply:
+    return Reply(text=f"Sorry, something went wrong on my side. Reference: {ref}.", ephemeral=True, error_ref=ref,
+                 kind="error")
