@@ -31,7 +31,7 @@ def ensure_venv(extras: set[str]) -> None:
     A stamp records which extras were installed for which pyproject.toml, so a task
     reinstalls only when the project's dependencies changed or it needs more extras.
     """
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (tasks.py runs under whatever python3 the user has)
         sys.exit("tasks: quotebot needs Python 3.11 or newer")
     if not PY.exists():
         _say("creating .venv")

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 from tests.e2e.discord_server import MEMBER_ID, TOKEN, LocalDiscord, Recorded, Sent
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CLI = PROJECT_ROOT / ".venv" / "bin" / "quotebot"
+CLI = Path(sys.executable).with_name("quotebot")  # the console script of the running environment
 
 # A small timed transcript (SRT) with a YouTube link, so answers carry timestamp links. "rocket"
 # turns up in passages far apart (more than one page of answers); one line pings @everyone.
@@ -103,13 +104,11 @@ def cli_ready() -> bool:
 
     ``QUOTEBOT_E2E_IN_PROCESS=1`` forces in-process runs, e.g. to step through the adapter in a debugger.
     """
-    if os.environ.get("QUOTEBOT_E2E_IN_PROCESS") == "1":
-        return False
-    return CLI.exists() and (PROJECT_ROOT / "bot" / "cli.py").exists() and (PROJECT_ROOT / "bot" / "daily.py").exists()
+    return os.environ.get("QUOTEBOT_E2E_IN_PROCESS") != "1"
 
 
 def start_bot(server: LocalDiscord, env: dict[str, str], workdir: Path) -> BotProcess | BotInProcess:
-    """The bot as an operator runs it: ``quotebot run --platform discord`` (in-process until the CLI can)."""
+    """The bot as an operator runs it: ``quotebot run --platform discord`` (in-process only on request)."""
     if cli_ready():
         return BotProcess(server, env, workdir)
     from bot.app import build_searcher
