@@ -92,14 +92,6 @@ def _cjk_tokens(run: str, offset: int) -> list[Token]:
     return [Token(folded[i : i + 2], offset + i, offset + i + 2) for i in range(len(folded) - 1)]
 
 
-def _cjk_spans(run: str, offset: int, terms: set[str]) -> list[tuple[int, int]]:
-    """Spans of the run's bigrams (or lone character) that are in ``terms``."""
-    folded = fold_chinese(run)
-    if len(folded) == 1:
-        return [(offset, offset + 1)] if folded in terms else []
-    return [(offset + i, offset + i + 2) for i in range(len(folded) - 1) if folded[i : i + 2] in terms]
-
-
 class Analyzer:
     """Turns text into terms; one instance per corpus (it holds the glossary)."""
 
@@ -113,7 +105,6 @@ class Analyzer:
                 if key and canon_terms and key != canon_terms:
                     self._aliases[key] = tuple(dict.fromkeys(self._aliases.get(key, ()) + canon_terms))
         self._max_alias = max((len(k) for k in self._aliases), default=0)
-        self._alias_terms = frozenset(t for added in self._aliases.values() for t in added)
         speakers = list(speakers)
         self.speaker_terms = frozenset(t.term for s in speakers for t in self.tokens(s) if not _CJK.match(s[t.start]))
         cjk_names = [fold_chinese(run) for s in speakers for run in _CJK_RUN.findall(s)]
@@ -157,31 +148,6 @@ class Analyzer:
                     span_end = toks[i + n - 1].end
                     out.extend(Token(a, tok.start, span_end) for a in added)
         return out
-
-    def highlights(self, text: str, terms: set[str]) -> list[tuple[int, int]]:
-        """Spans of ``text`` whose index terms are in ``terms`` (as ``document_tokens`` finds them).
-
-        Fast path, without a Token per word: CJK runs are split only when a query term is
-        CJK. Queries for a glossary term take the full ``document_tokens`` route.
-        """
-        if not terms.isdisjoint(self._alias_terms):
-            return [(t.start, t.end) for t in self.document_tokens(text) if t.term in terms]
-        cjk = any(_CJK.match(t) for t in terms)
-        compounds = {m.end(): m for m in _COMPOUND.finditer(text)} if "-" in text else {}
-        spans: list[tuple[int, int]] = []
-        for m in _TOKEN.finditer(text):
-            s = m.group()
-            if "\u3400" <= s[0] <= "\u9fff" or "\uf900" <= s[0] <= "\ufaff":  # a CJK run
-                if cjk:
-                    spans.extend(_cjk_spans(s, m.start(), terms))
-                continue
-            if _word_term(s) in terms:
-                spans.append(m.span())
-            if compounds:
-                whole = compounds.get(m.end())
-                if whole is not None and _word_term(whole.group(0).replace("-", "")) in terms:
-                    spans.append(whole.span())
-        return spans
 
     def query_terms(self, query: str) -> list[str]:
         """Content terms of a question: scaffolding, speaker names and stopwords dropped.

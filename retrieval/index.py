@@ -25,9 +25,9 @@ from retrieval.corpus import Corpus
 from retrieval.model import Passage, SourceInfo
 from retrieval.segment import segment
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 _ARRAYS = (
-    "indptr", "docs", "vals", "idf", "doc_len", "tok_ptr", "tok_ids",
+    "indptr", "docs", "vals", "idf", "doc_len", "tok_ptr", "tok_ids", "tok_cs", "tok_ce",
     "p_src", "p_cstart", "p_cend", "p_start", "p_pos", "p_speaker", "text_ptr",
 )
 
@@ -92,6 +92,12 @@ class Index:
             out[docs[s:e]] += vals[s:e] if w == 1 else w * vals[s:e]
         return out
 
+    def term_mask(self, term_ids: list[int]) -> np.ndarray:
+        """A lookup table: ``mask[tok_id]`` is True for the given terms (and False for -1, stopwords)."""
+        mask = np.zeros(len(self.vocab) + 1, dtype=bool)
+        mask[term_ids] = True
+        return mask
+
     def tokens_of(self, doc: int) -> np.ndarray:
         """Term ids of a passage in text order (-1 for stopwords)."""
         return self.a["tok_ids"][int(self.a["tok_ptr"][doc]) : int(self.a["tok_ptr"][doc + 1])]
@@ -138,6 +144,8 @@ def build(corpus: Corpus, analyzer: Analyzer, params: BM25Params | None = None,
     vocab: dict[str, int] = {}
     tok_ids: list[int] = []
     tok_ptr = [0]
+    tok_cs: list[int] = []  # each token's span inside its passage, for highlighting
+    tok_ce: list[int] = []
     pair_terms: list[int] = []
     pair_docs: list[int] = []
     doc_len = np.zeros(len(passages), dtype=np.int32)
@@ -146,6 +154,8 @@ def build(corpus: Corpus, analyzer: Analyzer, params: BM25Params | None = None,
     for d, (_, p) in enumerate(passages):
         n = 0
         for tok in analyzer.document_tokens(p.text):
+            tok_cs.append(tok.start)
+            tok_ce.append(tok.end)
             if analyzer.is_stopword(tok.term):
                 tok_ids.append(-1)
                 continue
@@ -168,6 +178,8 @@ def build(corpus: Corpus, analyzer: Analyzer, params: BM25Params | None = None,
         doc_len=doc_len,
         tok_ptr=np.asarray(tok_ptr, np.int64),
         tok_ids=np.asarray(tok_ids, np.int32),
+        tok_cs=np.asarray(tok_cs, np.int32),
+        tok_ce=np.asarray(tok_ce, np.int32),
         p_src=np.asarray([si for si, _ in passages], np.int32),
         p_cstart=np.asarray([p.char_start for _, p in passages], np.int64),
         p_cend=np.asarray([p.char_end for _, p in passages], np.int64),

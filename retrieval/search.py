@@ -98,8 +98,8 @@ class Searcher:
                 chosen.append(d)
                 if len(chosen) >= want:
                     break
-        query_terms = set(terms)
-        return [self._hit(index, analyzer, d, fin[d], query_terms) for d in chosen[offset:want]]
+        mask = index.term_mask(index.term_ids(terms))
+        return [self._hit(index, d, fin[d], mask) for d in chosen[offset:want]]
 
     def rank_candidates(self, index: Index, query: str, terms: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
         """Candidate passages (document numbers) and their final scores, unordered.
@@ -148,23 +148,17 @@ class Searcher:
         return base.astype(np.float64) * (1 + r.coverage_w * coverage**2 + r.phrase_w * phrase / pair_total
                                           + r.near_w * near)
 
-    def _hit(self, index: Index, analyzer: Analyzer, doc: int, score: float, terms: set[str]) -> Hit:
+    def _hit(self, index: Index, doc: int, score: float, mask: np.ndarray) -> Hit:
         p = index.passage(doc)
         if self.rank.show_chars > len(p.text):
             p = _extend(index, p, self.rank.show_chars)
-        return self._make_hit(index, analyzer, p, score, terms)
-
-    @staticmethod
-    def _make_hit(index: Index, analyzer: Analyzer, p: Passage, score: float, terms: set[str]) -> Hit:
-        source = index.source(p.source_id) or SourceInfo(p.source_id, p.source_id)
-        spans = analyzer.highlights(p.text, terms) if terms else []
-        return Hit(p, source, round(score, 4), moment_url(source.url, p.start), _merge(spans))
+        return _make_hit(index, p, score, _highlights(index, doc, p, mask))
 
     # --- other lookups ----------------------------------------------------------------
 
     def context(self, key: str, radius: int = 450) -> Hit | None:
         """The text around a passage (by ``Passage.key``), widened to sentence edges."""
-        index, analyzer = self._state
+        index = self.index
         source_id, _, at = key.rpartition("@")
         text = index.source_text(source_id)
         if text is None or not at.isdigit() or int(at) >= len(text):
@@ -183,7 +177,7 @@ class Searcher:
         widened = replace(base, text=text[lo:hi], char_start=lo, char_end=hi,
                           start=first.start if lo < base.char_start else base.start,
                           position=lo / max(1, len(text)))
-        return self._make_hit(index, analyzer, widened, 0.0, set())
+        return _make_hit(index, widened, 0.0)
 
     def quote_pool(self, topic: str | None = None) -> list[Hit]:
         """Stand-alone quotes (whole sentences, 80-400 chars), about ``topic`` when given."""
@@ -192,7 +186,7 @@ class Searcher:
         if topic:
             terms = set(analyzer.query_terms(topic))
             quotes = [q for q in quotes if terms & {t.term for t in analyzer.document_tokens(q.text)}]
-        return [self._make_hit(index, analyzer, q, 0.0, set()) for q in quotes]
+        return [_make_hit(index, q, 0.0) for q in quotes]
 
     def random_quote(self, rng: random.Random, topic: str | None = None) -> Hit | None:
         """One stand-alone quote, at random; about ``topic`` when given (best matches first)."""
@@ -202,10 +196,10 @@ class Searcher:
                 hits = self.search(topic, k=3)
                 return rng.choice(hits) if hits else None
             return rng.choice(pool)
-        index, analyzer = self._state
+        index = self.index
         if not index.quotes:
             return None
-        return self._make_hit(index, analyzer, rng.choice(index.quotes), 0.0, set())
+        return _make_hit(index, rng.choice(index.quotes), 0.0)
 
     def sources(self) -> list[SourceInfo]:
         return list(self.index.sources)
@@ -268,6 +262,30 @@ def _smooth(index: Index, cand: np.ndarray, final: np.ndarray, weight: float) ->
 def _overlaps(index: Index, a: int, b: int) -> bool:
     src, cs, ce = index.a["p_src"], index.a["p_cstart"], index.a["p_cend"]
     return src[a] == src[b] and cs[a] < ce[b] and cs[b] < ce[a]
+
+
+def _make_hit(index: Index, p: Passage, score: float, spans: tuple[tuple[int, int], ...] = ()) -> Hit:
+    source = index.source(p.source_id) or SourceInfo(p.source_id, p.source_id)
+    return Hit(p, source, round(score, 4), moment_url(source.url, p.start), spans)
+
+
+def _highlights(index: Index, doc: int, p: Passage, mask: np.ndarray) -> tuple[tuple[int, int], ...]:
+    """Spans of ``p.text`` holding query terms (``mask``), from the token offsets stored for
+    ``doc`` and for the following windows that the shown text runs on into."""
+    a = index.a
+    src, cstart, ptr = a["p_src"], a["p_cstart"], a["tok_ptr"]
+    last = doc
+    while last + 1 < index.size and src[last + 1] == src[doc] and int(cstart[last + 1]) < p.char_end:
+        last += 1
+    # one source's windows are consecutive, so their tokens are one slice of the arrays
+    lo, hi = int(ptr[doc]), int(ptr[last + 1])
+    hit = mask[a["tok_ids"][lo:hi]]
+    if not hit.any():
+        return ()
+    shift = np.repeat(cstart[doc : last + 1] - p.char_start, np.diff(ptr[doc : last + 2]))[hit]
+    starts, ends = a["tok_cs"][lo:hi][hit] + shift, a["tok_ce"][lo:hi][hit] + shift
+    keep = ends <= len(p.text)
+    return _merge(list(zip(starts[keep].tolist(), ends[keep].tolist(), strict=True)))
 
 
 def _extend(index: Index, p: Passage, limit: int) -> Passage:
