@@ -35,7 +35,7 @@ ANALYZER_VERSION = "a7"
 class RankParams:
     """Re-ranking weights: final = bm25 * (1 + coverage_w * coverage^2 + phrase_w * phrase + near_w * near)."""
 
-    depth: int = 100
+    depth: int = 50
     coverage_w: float = 1.0
     phrase_w: float = 0.5
     near_w: float = 0.3
@@ -131,15 +131,15 @@ class Searcher:
         has[ev.doc, ev.slot] = True
         coverage = has @ qw / total
         phrase = np.zeros(n)
+        by_slot = [ev.key[ev.slot == s] for s in range(len(q))]
         for a, b in pairs:  # a then b within 3 tokens
-            ka, kb = ev.key[ev.slot == a], ev.key[ev.slot == b]
-            if len(ka) and len(kb):
-                close = np.isin(ka[:, None] + np.arange(1, 4), kb).any(axis=1)
-                phrase[np.unique(ka[close] // ev.stride)] += qw[a] + qw[b]
+            follow = set(by_slot[b].tolist())
+            if follow:
+                docs = {x // ev.stride for x in by_slot[a].tolist() if {x + 1, x + 2, x + 3} & follow}
+                phrase[list(docs)] += qw[a] + qw[b]
         # proximity: most distinct query terms inside a window that starts at some match
         within = np.zeros(len(ev.key), dtype=np.int64)
-        for s in range(len(q)):
-            ks = ev.key[ev.slot == s]
+        for ks in by_slot:
             within += np.searchsorted(ks, ev.key + r.near_window) > np.searchsorted(ks, ev.key)
         best = np.ones(n)
         np.maximum.at(best, ev.doc, within)
