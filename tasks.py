@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
-EXTRAS = {"run": set(), "test": {"dev"}, "lint": {"dev"}, "eval": set(), "bench": {"dev"}}
+EXTRAS = {"run": set(), "test": {"dev", "semantic"}, "lint": {"dev"}, "eval": set(), "bench": {"dev"}}
+# Installed before the semantic extra, so pip takes this CPU build rather than a CUDA one.
+TORCH = "torch==2.13.0"
 
 
 def _say(msg: str) -> None:
@@ -45,6 +47,8 @@ def ensure_venv(extras: set[str]) -> None:
     _say(f"installing quotebot{spec[1:]} into .venv (the first run takes a minute)")
     pip = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True, stdout=sys.stderr)
+    if "semantic" in want:
+        subprocess.run([*pip, TORCH], check=True, stdout=sys.stderr)
     subprocess.run([*pip, "-e", spec], check=True, cwd=ROOT, stdout=sys.stderr)
     for old in VENV.glob(".installed-*"):
         old.unlink()
@@ -58,6 +62,8 @@ def main(argv: list[str]) -> int:
         return 2
     ensure_venv(EXTRAS[task])
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    if task == "test":
+        env.setdefault("HF_HUB_OFFLINE", "1")  # the test model ships inside a package: never reach for a hub
     if task == "run":
         cmd = [str(BIN / "quotebot"), "run", *args]
     elif task == "test":

@@ -23,8 +23,42 @@ def index_dir(settings: Settings) -> Path:
 
 
 def build_searcher(settings: Settings, progress: Callable[[int, int], None] | None = None) -> Searcher:
-    """Open (building if needed) the index of the configured corpus."""
-    return open_searcher(settings.corpus_dir, settings.manifest_path, index_dir(settings), progress)
+    """Open (building if needed) the index of the configured corpus, in the configured search mode.
+
+    ``auto`` runs hybrid search when the semantic extra imports and the model loads, else
+    lexical; ``lexical`` never loads a model; ``hybrid`` raises SettingsError when it cannot run.
+    The searcher's ``mode`` says which one runs.
+    """
+    stage = _semantic_stage(settings) if settings.search_mode != "lexical" else None
+    if stage is None:
+        return open_searcher(settings.corpus_dir, settings.manifest_path, index_dir(settings), progress)
+    extras, factory = stage
+    return open_searcher(settings.corpus_dir, settings.manifest_path, index_dir(settings), progress,
+                         extras=extras, factory=factory)
+
+
+def search_extras(settings: Settings) -> tuple:
+    """What a new index build writes besides BM25 in this mode (embeddings in hybrid mode)."""
+    stage = _semantic_stage(settings) if settings.search_mode != "lexical" else None
+    return stage[0] if stage else ()
+
+
+def _semantic_stage(settings: Settings):
+    """``(extras, factory)`` for hybrid search, or None in auto mode when it is unavailable."""
+    from retrieval.semantic import SemanticUnavailable, extra_installed
+
+    if settings.search_mode == "auto" and not extra_installed():
+        log.info("semantic extra not installed: lexical search")
+        return None
+    try:
+        from retrieval.hybrid import hybrid_stage
+
+        return hybrid_stage(settings.embed_model)
+    except SemanticUnavailable as e:
+        if settings.search_mode == "hybrid":
+            raise SettingsError(f"QUOTEBOT_SEARCH_MODE=hybrid: {e}") from e
+        log.warning("semantic search unavailable, using lexical search: %s", e)
+        return None
 
 
 def core_options(settings: Settings) -> CoreOptions:
@@ -44,7 +78,8 @@ def configured_platforms(settings: Settings) -> list[str]:
 async def serve(settings: Settings, platforms: list[str]) -> None:
     """Run the given platforms until they end (console EOF) or SIGTERM/SIGINT arrives."""
     searcher = await asyncio.to_thread(build_searcher, settings)
-    log.info("search mode: lexical (BM25 + phrase/proximity re-ranking); %d passages", searcher.index.size)
+    mode = getattr(searcher, "describe", lambda: "lexical (BM25 + phrase/proximity re-ranking)")()
+    log.info("search mode: %s; %d passages", mode, searcher.index.size)
     store = daily = scheduler = None
     if platforms != ["console"]:
         from bot.daily import DailyScheduler, DailyService

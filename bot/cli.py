@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except TranscriptError as e:
         print(f"quotebot: {e}", file=sys.stderr)
         return 1
+    except SettingsError as e:
+        print(f"quotebot: setting error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -70,7 +73,7 @@ def _searcher(settings: Settings, progress=None):
 
 
 def _index(settings: Settings, force: bool) -> int:
-    from bot.app import index_dir
+    from bot.app import index_dir, search_extras
     from retrieval.index import IndexStore
     from retrieval.search import build_and_publish, corpus_fingerprint
 
@@ -80,7 +83,7 @@ def _index(settings: Settings, force: bool) -> int:
         print(f"index is up to date: {len(index.sources)} transcripts, {index.size} passages -> {index_dir(settings)}")
         return 0
     progress = _progress_bar if sys.stderr.isatty() else None
-    index = build_and_publish(settings.corpus_dir, settings.manifest_path, store, progress)
+    index = build_and_publish(settings.corpus_dir, settings.manifest_path, store, progress, search_extras(settings))
     if progress:
         sys.stderr.write("\n")
     print(f"indexed {len(index.sources)} transcripts, {index.size} passages, {len(index.vocab)} terms "
@@ -150,11 +153,7 @@ def _run(settings: Settings, platforms: list[str] | None) -> int:
         names = {"discord": "DISCORD_TOKEN", "slack": "SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_APP_TOKEN)"}
         print(f"quotebot: setting error: --platform {missing[0]} needs {names[missing[0]]}", file=sys.stderr)
         return 2
-    try:
-        asyncio.run(serve(settings, chosen))
-    except SettingsError as e:
-        print(f"quotebot: setting error: {e}", file=sys.stderr)
-        return 2
+    asyncio.run(serve(settings, chosen))
     return 0
 
 

