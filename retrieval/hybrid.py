@@ -59,6 +59,9 @@ class HybridParams:
     # a model still reads Chinese a little, but the CJK bigram index is the surer evidence.
     cjk_sem_weight: float = 0.5
     lex_scale: float = 2.0  # lexical score / (lex_scale * sum of the query terms' idf), capped at 1
+    # A passage sharing no word with the query is shown only when it is clearly similar:
+    # off-topic questions ("best pizza in new york") reach about 0.2-0.3 with the default model.
+    min_cosine: float = 0.30
     show_chars: int = RankParams().show_chars
     glossary_notes: bool = True
 
@@ -345,7 +348,9 @@ class HybridSearcher(Searcher):
         w = p.sem_weight
         if _mostly_cjk(query) and not self.embedder.cross_lingual:
             w = p.cjk_sem_weight
-        return cand, (1.0 - w) * lex_n + w * cosine[cand].astype(np.float64)
+        cos = cosine[cand].astype(np.float64)
+        keep = (lex > 0) | (cos >= p.min_cosine)
+        return cand[keep], ((1.0 - w) * lex_n + w * cos)[keep]
 
 
 def _mostly_cjk(text: str) -> bool:

@@ -13,17 +13,30 @@ ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "data" / "transcripts"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _test_settings():
+    """Settings for the whole run, set before any fixture (module-scoped bots included) starts.
+
+    Lexical search unless QUOTEBOT_TEST_SEARCH_MODE says otherwise (the hybrid tests choose
+    their mode themselves); no developer .env, no platform tokens, no model hub.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QUOTEBOT_SEARCH_MODE", os.environ.get("QUOTEBOT_TEST_SEARCH_MODE", "lexical"))
+        mp.setenv("QUOTEBOT_DOTENV", "")
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        for name in ("DISCORD_TOKEN", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID",
+                     "SLACK_CLIENT_SECRET", "QUOTEBOT_CORPUS", "DATABASE_URL", "QUOTEBOT_INDEX_DIR"):
+            mp.delenv(name, raising=False)
+        yield
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path_factory, monkeypatch):
-    """Keep every test's index and database out of the developer's .cache and .env."""
+def _isolated_state(tmp_path_factory, monkeypatch):
+    """Keep every test's index and database out of the developer's .cache."""
     home = tmp_path_factory.mktemp("qb-home")
     monkeypatch.setenv("QUOTEBOT_INDEX_DIR", str(home / "index"))
-    monkeypatch.setenv("DATABASE_URL", os.environ.get("QUOTEBOT_TEST_DATABASE_URL", f"sqlite+aiosqlite:///{home}/db.sqlite3"))
-    monkeypatch.setenv("QUOTEBOT_SEARCH_MODE", os.environ.get("QUOTEBOT_TEST_SEARCH_MODE", "lexical"))
-    for name in ("DISCORD_TOKEN", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID",
-                 "QUOTEBOT_CORPUS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("QUOTEBOT_DOTENV", "")  # a developer's .env must not leak into tests
+    default_db = f"sqlite+aiosqlite:///{home}/db.sqlite3"
+    monkeypatch.setenv("DATABASE_URL", os.environ.get("QUOTEBOT_TEST_DATABASE_URL", default_db))
 
 
 @pytest.fixture

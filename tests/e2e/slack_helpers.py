@@ -265,6 +265,8 @@ def bot_env(tmp: Path, api_url: str, port: int, **more: str) -> dict[str, str]:
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'state.sqlite3'}",
         "LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
+        "QUOTEBOT_SEARCH_MODE": "lexical",
+        "QUOTEBOT_DOTENV": "",
     }
     env.update(more)
     if "QUOTEBOT_CORPUS" not in env:
