@@ -312,17 +312,21 @@ def _merge(spans: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
 
 def _sentence_start(text: str, lo: int, limit: int) -> int:
     for i in range(lo, limit):
-        if i == 0 or (text[i - 1] in ".!?。！？" or (text[i - 2 : i] in (". ", "? ", "! ") if i >= 2 else False)):
+        if i == 0 or (text[i - 1] in _ENDS or (text[i - 2 : i] in (". ", "? ", "! ") if i >= 2 else False)):
             while i < limit and text[i].isspace():
                 i += 1
             return i
     return limit
 
 
+_ENDS = ".!?。！？"
+
+
 def _sentence_end(text: str, hi: int, limit: int) -> int:
-    for i in range(hi, limit, -1):
-        if text[i - 1] in ".!?。！？":
-            return i
+    """The end of the last sentence that ends in ``(limit, hi]``; else ``hi`` at the text's end, else ``limit``."""
+    last = max(text.rfind(c, limit, hi) for c in _ENDS)
+    if last >= limit:
+        return last + 1
     return hi if hi == len(text) else limit
 
 
