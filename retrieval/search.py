@@ -273,16 +273,19 @@ def _highlights(index: Index, doc: int, p: Passage, mask: np.ndarray) -> tuple[t
     """Spans of ``p.text`` holding query terms (``mask``), from the token offsets stored for
     ``doc`` and for the following windows that the shown text runs on into."""
     a = index.a
-    src, cstart, ptr = a["p_src"], a["p_cstart"], a["tok_ptr"]
-    last = doc
-    while last + 1 < index.size and src[last + 1] == src[doc] and int(cstart[last + 1]) < p.char_end:
-        last += 1
+    # the windows the shown text reaches into: a handful after ``doc``, in the same source
+    ahead = slice(doc, min(index.size, doc + 8))
+    srcs, starts = a["p_src"][ahead].tolist(), a["p_cstart"][ahead].tolist()
+    n = 1
+    while n < len(srcs) and srcs[n] == srcs[0] and starts[n] < p.char_end:
+        n += 1
     # one source's windows are consecutive, so their tokens are one slice of the arrays
-    lo, hi = int(ptr[doc]), int(ptr[last + 1])
+    ptr = a["tok_ptr"][doc : doc + n + 1]
+    lo, hi = int(ptr[0]), int(ptr[-1])
     hit = mask[a["tok_ids"][lo:hi]]
     if not hit.any():
         return ()
-    shift = np.repeat(cstart[doc : last + 1] - p.char_start, np.diff(ptr[doc : last + 2]))[hit]
+    shift = np.repeat(np.asarray(starts[:n]) - p.char_start, np.diff(ptr))[hit]
     starts, ends = a["tok_cs"][lo:hi][hit] + shift, a["tok_ce"][lo:hi][hit] + shift
     keep = ends <= len(p.text)
     return _merge(list(zip(starts[keep].tolist(), ends[keep].tolist(), strict=True)))

@@ -42,3 +42,16 @@ def test_results_are_distinct_moments_and_run_on_to_whole_sentences():
     for h, (_, a1) in zip(hits, spans, strict=True):
         assert len(h.text) <= 600 and h.text.endswith(".")
         assert a1 >= s.index.passage(h.passage.pid).char_end  # shown text covers its window, maybe more
+
+
+def test_stored_highlights_match_a_fresh_analysis_of_the_shown_text(tmp_path):
+    from retrieval.search import _merge, open_searcher
+    from tests.conftest import BUNDLED, ROOT
+
+    s = open_searcher(BUNDLED, ROOT / "config" / "corpus.toml", tmp_path / "ix")
+    for query in ("fermi paradox", "kardashev scale energy", "火箭 發射 失敗", "un-regretted minutes", "raw materials"):
+        terms = set(s.analyzer.query_terms(query))
+        for hit in s.search(query, k=5):
+            fresh = [(t.start, t.end) for t in s.analyzer.document_tokens(hit.text) if t.term in terms]
+            assert hit.highlights == _merge(fresh), (query, hit.text[:80])
+            assert hit.highlights  # every hit shows why it matched
