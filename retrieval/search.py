@@ -94,7 +94,7 @@ class Searcher:
         fin = dict(zip(cand.tolist(), final.tolist(), strict=True))
         chosen: list[int] = []
         for d in order.tolist():
-            if not any(_overlaps(index, d, c) for c in chosen):
+            if not any(_overlaps(index, d, c, self.rank.show_chars) for c in chosen):
                 chosen.append(d)
                 if len(chosen) >= want:
                     break
@@ -259,9 +259,13 @@ def _smooth(index: Index, cand: np.ndarray, final: np.ndarray, weight: float) ->
     return out
 
 
-def _overlaps(index: Index, a: int, b: int) -> bool:
+def _overlaps(index: Index, a: int, b: int, shown: int) -> bool:
+    """Whether two windows would show shared words (a shown quote may run on to ``shown`` chars)."""
     src, cs, ce = index.a["p_src"], index.a["p_cstart"], index.a["p_cend"]
-    return src[a] == src[b] and cs[a] < ce[b] and cs[b] < ce[a]
+    if src[a] != src[b]:
+        return False
+    a0, b0 = int(cs[a]), int(cs[b])
+    return a0 < max(int(ce[b]), b0 + shown) and b0 < max(int(ce[a]), a0 + shown)
 
 
 def _make_hit(index: Index, p: Passage, score: float, spans: tuple[tuple[int, int], ...] = ()) -> Hit:
