@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pytest
 
@@ -13,31 +12,17 @@ from bot.reply import Request, Via
 from bot.store import CLAIMED, FAILED, SENT, Store, open_store
 from config.settings import Settings
 from tests.integration.daily_support import (
-    BACKENDS,
     QUOTES,
     FakeClock,
     Recorder,
     StandInQuotes,
-    emptied,
-    postgres_database,
-    sqlite_url,
     utc,
 )
 
 
-@pytest.fixture(scope="module")
-def shared_postgres():
-    with postgres_database() as url:
-        yield url
-
-
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path):
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path)
-    else:
-        url = await emptied(request.getfixturevalue("shared_postgres"))
-    s = await open_store(url)
+@pytest.fixture
+async def store(db_url: str):
+    s = await open_store(db_url)
     yield s
     await s.close()
 

@@ -14,37 +14,18 @@ import time
 from datetime import date, datetime
 from pathlib import Path
 
-import pytest
-
 from bot.daily import DailyScheduler
 from bot.store import CLAIMED, SENDING, SENT, UNKNOWN, Store, open_store
 from tests.integration.daily_support import (
-    BACKENDS,
     FakeClock,
     Recorder,
     StandInQuotes,
-    emptied,
-    postgres_database,
-    sqlite_url,
     utc,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 DUE = "2024-06-01 09:00"
 LEASE_SECONDS = 300
-
-
-@pytest.fixture(scope="module")
-def shared_postgres():
-    with postgres_database() as url:
-        yield url
-
-
-@pytest.fixture(params=BACKENDS)
-async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return sqlite_url(tmp_path)
-    return await emptied(request.getfixturevalue("shared_postgres"))
 
 
 async def _run_and_kill(url: str, mode: str) -> str:

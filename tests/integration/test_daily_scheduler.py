@@ -17,32 +17,14 @@ from bot.store import CLAIMED, FAILED, SENDING, SENT, SKIPPED, UNKNOWN, Store, o
 from config.settings import BUNDLED_CORPUS, BUNDLED_MANIFEST
 from retrieval.search import open_searcher
 from tests.integration.daily_support import (
-    BACKENDS,
     QUOTES,
     FakeClock,
     Recorder,
     StandInQuotes,
-    emptied,
-    postgres_database,
-    sqlite_url,
     utc,
 )
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest.fixture(scope="module")
-def shared_postgres():
-    with postgres_database() as url:
-        yield url
-
-
-@pytest.fixture(params=BACKENDS)
-async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database: a new SQLite file, or the module's PostgreSQL database emptied."""
-    if request.param == "sqlite":
-        return sqlite_url(tmp_path)
-    return await emptied(request.getfixturevalue("shared_postgres"))
 
 
 @pytest.fixture

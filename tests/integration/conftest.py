@@ -1,0 +1,22 @@
+"""Databases for the daily-post tests: SQLite always, PostgreSQL when one is configured."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.daily_support import BACKENDS, emptied, postgres_database, sqlite_url
+
+
+@pytest.fixture(scope="module")
+def shared_postgres():
+    """One PostgreSQL database per test module (created, then dropped)."""
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a new SQLite file, or the module's PostgreSQL database emptied."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path)
+    return await emptied(request.getfixturevalue("shared_postgres"))
