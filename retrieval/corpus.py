@@ -66,6 +66,14 @@ def transcript_files(corpus_dir: Path) -> list[Path]:
     )
 
 
+def stamp(corpus_dir: Path, manifest_path: Path | None) -> tuple:
+    """Names, sizes and modification times: a cheap check before hashing contents."""
+    files = transcript_files(corpus_dir)
+    if manifest_path is not None and manifest_path.is_file():
+        files.append(manifest_path)
+    return tuple((p.name, st.st_size, st.st_mtime_ns) for p in files for st in (p.stat(),))
+
+
 def fingerprint(corpus_dir: Path, manifest_path: Path | None, salt: str = "") -> str:
     """A content hash of every transcript file and the manifest."""
     h = hashlib.sha256(salt.encode())

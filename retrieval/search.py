@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.analyze import Analyzer
-from retrieval.corpus import fingerprint, load_corpus, read_manifest
+from retrieval.corpus import fingerprint, load_corpus, read_manifest, stamp
 from retrieval.formats import TranscriptError
 from retrieval.index import FORMAT_VERSION, BM25Params, Index, IndexStore, build
 from retrieval.links import moment_url
@@ -373,13 +373,19 @@ def open_searcher(corpus_dir: Path, manifest: Path | None, index_dir: Path,
     files beside a new build; ``factory`` makes the Searcher (a subclass, for hybrid mode).
     """
     store = IndexStore(index_dir)
+    checked: list[tuple] = []  # the file stamp last checked: unchanged files are not hashed again
 
     def current() -> tuple[Index, Analyzer] | None:
-        want = corpus_fingerprint(corpus_dir, manifest)
-        if store.live_fingerprint() == want:
+        now = stamp(corpus_dir, manifest)
+        if checked and checked[-1] == now:
             return None
-        index = build_and_publish(corpus_dir, manifest, store, progress, extras)
-        return index, _analyzer_for(index)
+        try:
+            if store.live_fingerprint() == corpus_fingerprint(corpus_dir, manifest):
+                return None
+            index = build_and_publish(corpus_dir, manifest, store, progress, extras)
+            return index, _analyzer_for(index)
+        finally:
+            checked[:] = [now]  # a broken corpus is reported once, not on every check
 
     try:
         fresh = current()

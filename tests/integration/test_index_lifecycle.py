@@ -100,3 +100,15 @@ def test_load_is_fast_enough_to_do_per_process(small_corpus, tmp_path):
     # not a speed assertion: the second open must not rebuild (no new build folder)
     assert len(list((tmp_path / "ix" / "builds").iterdir())) == 1
     assert time.perf_counter() >= t0
+
+
+def test_a_broken_corpus_is_reported_once_and_picked_up_when_fixed(small_corpus, tmp_path):
+    s = _open(small_corpus, tmp_path / "ix")
+    bad = small_corpus / "broken.srt"
+    bad.write_text("1\n00:00:01,000 --> soon\ntext\n", encoding="utf-8")
+    with pytest.raises(TranscriptError):
+        s.refresh()
+    assert s.refresh() is False  # unchanged files: not parsed (and reported) again on every check
+    bad.write_text("1\n00:00:01,000 --> 00:00:02,000\nzebra crossing\n", encoding="utf-8")
+    assert s.refresh() is True
+    assert "zebra" in s.search("zebra")[0].text
