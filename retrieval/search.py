@@ -94,12 +94,12 @@ class Searcher:
         fin = dict(zip(cand.tolist(), final.tolist(), strict=True))
         chosen: list[int] = []
         for d in order.tolist():
-            if not any(_overlaps(index, d, c, self.rank.show_chars) for c in chosen):
+            if not any(_repeats(index, d, c, self.rank.show_chars) for c in chosen):
                 chosen.append(d)
                 if len(chosen) >= want:
                     break
         mask = index.term_mask(index.term_ids(terms))
-        return [self._hit(index, d, fin[d], mask) for d in chosen[offset:want]]
+        return [self._hit(index, d, fin[d], mask, _next_start(index, d, chosen)) for d in chosen[offset:want]]
 
     def rank_candidates(self, index: Index, query: str, terms: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
         """Candidate passages (document numbers) and their final scores, unordered.
@@ -148,10 +148,10 @@ class Searcher:
         return base.astype(np.float64) * (1 + r.coverage_w * coverage**2 + r.phrase_w * phrase / pair_total
                                           + r.near_w * near)
 
-    def _hit(self, index: Index, doc: int, score: float, mask: np.ndarray) -> Hit:
+    def _hit(self, index: Index, doc: int, score: float, mask: np.ndarray, stop: int | None = None) -> Hit:
         p = index.passage(doc)
         if self.rank.show_chars > len(p.text):
-            p = _extend(index, p, self.rank.show_chars)
+            p = _extend(index, p, self.rank.show_chars, stop)
         return _make_hit(index, p, score, _highlights(index, doc, p, mask))
 
     # --- other lookups ----------------------------------------------------------------
@@ -259,13 +259,23 @@ def _smooth(index: Index, cand: np.ndarray, final: np.ndarray, weight: float) ->
     return out
 
 
-def _overlaps(index: Index, a: int, b: int, shown: int) -> bool:
-    """Whether two windows would show shared words (a shown quote may run on to ``shown`` chars)."""
+def _repeats(index: Index, d: int, c: int, shown: int) -> bool:
+    """Whether window ``d`` would repeat words that the better result ``c`` shows (``c``'s
+    quote may run on to ``shown`` characters). A window before ``c`` is fine: its own quote
+    stops where ``c`` begins."""
     src, cs, ce = index.a["p_src"], index.a["p_cstart"], index.a["p_cend"]
-    if src[a] != src[b]:
+    if src[d] != src[c]:
         return False
-    a0, b0 = int(cs[a]), int(cs[b])
-    return a0 < max(int(ce[b]), b0 + shown) and b0 < max(int(ce[a]), a0 + shown)
+    c0 = int(cs[c])
+    return int(cs[d]) < max(int(ce[c]), c0 + shown) and c0 < int(ce[d])
+
+
+def _next_start(index: Index, doc: int, chosen: list[int]) -> int | None:
+    """Where the next chosen result after ``doc`` in the same source begins: a shown quote
+    runs on no further, so results never repeat each other's words."""
+    src, cs = index.a["p_src"], index.a["p_cstart"]
+    after = [int(cs[c]) for c in chosen if src[c] == src[doc] and cs[c] > cs[doc]]
+    return min(after, default=None)
 
 
 def _make_hit(index: Index, p: Passage, score: float, spans: tuple[tuple[int, int], ...] = ()) -> Hit:
@@ -295,12 +305,13 @@ def _highlights(index: Index, doc: int, p: Passage, mask: np.ndarray) -> tuple[t
     return _merge(list(zip(starts[keep].tolist(), ends[keep].tolist(), strict=True)))
 
 
-def _extend(index: Index, p: Passage, limit: int) -> Passage:
-    """``p`` with the whole sentences that follow it appended, up to ``limit`` characters."""
+def _extend(index: Index, p: Passage, limit: int, stop: int | None = None) -> Passage:
+    """``p`` with the whole sentences that follow it appended, up to ``limit`` characters
+    and never past ``stop`` (where another result begins)."""
     text = index.source_text(p.source_id)
     if text is None:
         return p
-    hi = min(len(text), p.char_start + limit)
+    hi = min(len(text), p.char_start + limit, len(text) if stop is None else stop)
     if hi <= p.char_end:
         return p
     end = _sentence_end(text, hi, p.char_end)

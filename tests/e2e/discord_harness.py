@@ -51,6 +51,16 @@ _CUES = [
     "Kids today have access to more knowledge than any king had a century ago, which is astonishing.",
     "Thank you all for listening, and see you next time on the show, wherever you are in the world.",
 ]
+# More rocket moments, each far enough from the others (a shown quote runs on for up to 600
+# characters) to be a result of its own, so that "rocket" has a second page.
+_FILLER = "Between topics we chatted about gardening, music and the best way to brew coffee in the morning."
+for _line in (
+    "The rocket factory in Texas builds a new upper stage every few days now.",
+    "Rocket engines are tested on the stand for hours before they are allowed to fly.",
+    "Fuelling the rocket takes about forty minutes and is the most dangerous part of the countdown.",
+    "A rocket that lands and flies again is the only way to make space travel cheap.",
+):
+    _CUES += [_FILLER] * 6 + [_line]
 CORPUS_TOML = """
 [[source]]
 file = "talk.srt"

@@ -50,7 +50,8 @@ def make_corpus(folder: Path) -> Path:
     """A timed SRT source with a YouTube link and a plain .txt source holding ``<!channel>``."""
     folder.mkdir(parents=True, exist_ok=True)
     cues = []
-    lines = [x for line in _ROCKET_LINES for x in (line, _FILLER)]
+    # filler keeps the rocket lines apart: each is a result of its own (a quote runs on up to 600 characters)
+    lines = [x for line in _ROCKET_LINES for x in (line, _FILLER, _FILLER, _FILLER)]
     for i, line in enumerate(lines):
         start, end = 60 + i * 40, 95 + i * 40
         cues.append(f"{i + 1}\n{_srt_time(start)} --> {_srt_time(end)}\n{line}\n")
