@@ -336,7 +336,8 @@ class HybridSearcher(Searcher):
 
     def _fuse(self, index: Index, query: str, terms: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
-        cosine = self.semantic_for(index).passage_scores(self.embedder.embed_query(query), p.unit_share)
+        vector = self.embedder.embed_query(without_speakers(query, tuple(index.meta["speaker_names"])))
+        cosine = self.semantic_for(index).passage_scores(vector, p.unit_share)
         ids = index.term_ids(terms)
         bm25 = index.scores(ids) if ids else np.zeros(index.size, np.float32)
         sem_top = np.argpartition(-cosine, p.depth)[: p.depth] if index.size > p.depth else np.arange(index.size)
@@ -351,6 +352,29 @@ class HybridSearcher(Searcher):
         cos = cosine[cand].astype(np.float64)
         keep = (lex > 0) | (cos >= p.min_cosine)
         return cand[keep], ((1.0 - w) * lex_n + w * cos)[keep]
+
+
+@functools.lru_cache(maxsize=16)
+def _speaker_pattern(names: tuple[str, ...]) -> re.Pattern[str] | None:
+    words = {w for n in names for w in re.findall(r"[^\W\d_]+", n) if not _CJK.search(w)}
+    cjk = {n for n in names if _CJK.search(n)}
+    parts = [rf"\b{re.escape(w)}(?:['’]s)?\b" for w in sorted(words, key=len, reverse=True)]
+    parts += [re.escape(n) for n in sorted(cjk, key=len, reverse=True)]
+    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
+
+
+def without_speakers(query: str, names: tuple[str, ...]) -> str:
+    """The question without the corpus's speaker names, for embedding.
+
+    Every passage is somebody's words, so "what did Musk say about X" carries nothing about
+    which passage answers; the name would only pull toward passages that mention it. (The
+    lexical side drops the same names from its query terms.)
+    """
+    pattern = _speaker_pattern(names)
+    if pattern is None:
+        return query
+    cleaned = " ".join(pattern.sub(" ", query).split())
+    return cleaned if re.search(r"\w", cleaned) else query
 
 
 def _mostly_cjk(text: str) -> bool:

@@ -184,3 +184,16 @@ def test_off_topic_questions_find_nothing_rather_than_the_least_unlike_passage(t
     assert hybrid.search("how do i reset my router password", k=3) == []
     assert hybrid.search("zzqx qqzx", k=3) == []
     assert "glowing fish" in hybrid.search("which creatures inhabit the abyss", k=3)[0].text
+
+
+def test_speaker_names_are_left_out_of_the_embedded_question():
+    from retrieval.hybrid import without_speakers
+
+    names = ("Elon Musk", "Lex Fridman", "elon", "musk", "馬斯克")
+    question = "What did Musk say about the Fermi paradox?"
+    assert without_speakers(question, names) == "What did say about the Fermi paradox?"
+    assert without_speakers("Elon's view on AI", names) == "view on AI"
+    assert without_speakers("馬斯克把修理政府比喻成什麼？", names) == "把修理政府比喻成什麼？"
+    assert without_speakers("musky smells and muskrats", names) == "musky smells and muskrats"  # whole words only
+    assert without_speakers("Elon Musk", names) == "Elon Musk"  # nothing else to ask about: keep the question
+    assert without_speakers("mars", ()) == "mars"
