@@ -36,13 +36,12 @@ import numpy as np
 from retrieval.analyze import Analyzer
 from retrieval.index import Index
 from retrieval.search import Extra, RankParams, Searcher, _extend, _top
+from retrieval.segment import CJK, SENTENCE_END
 from retrieval.semantic import Embedder
 
 log = logging.getLogger(__name__)
 
 UNITS_VERSION = 2
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)]*\s+|(?<=[。！？])[」』”）]*\s*")
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _WORDISH = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|\S+")
 _ARRAYS = ("unit_src", "unit_cstart", "unit_cend", "pair_unit", "pair_doc", "unit_vecs", "doc_vecs")
 
@@ -91,14 +90,14 @@ class Units:
 
 
 def _size(text: str) -> float:
-    return len(_WORDISH.findall(text)) - 0.4 * len(_CJK.findall(text))
+    return len(_WORDISH.findall(text)) - 0.4 * len(CJK.findall(text))
 
 
 def _sentences(text: str, lo: int, hi: int, max_units: float) -> list[tuple[int, int, float]]:
     """Sentence spans inside [lo, hi) with their sizes; one longer than ``max_units`` is cut at words."""
     spans: list[tuple[int, int]] = []
     start = lo
-    for m in _SENTENCE_END.finditer(text, lo, hi):
+    for m in SENTENCE_END.finditer(text, lo, hi):
         if m.start() > start:
             spans.append((start, m.start()))
         start = m.end()
@@ -118,7 +117,7 @@ def _sentences(text: str, lo: int, hi: int, max_units: float) -> list[tuple[int,
             continue
         cur_s, cur_e, cur_n = s, s, 0.0
         for w in _WORDISH.finditer(text, s, e):
-            u = 0.6 if _CJK.match(w.group(0)) else 1.0
+            u = 0.6 if CJK.match(w.group(0)) else 1.0
             if cur_e > cur_s and cur_n + u > max_units:
                 out.append((cur_s, cur_e, cur_n))
                 cur_s, cur_n = w.start(), 0.0
@@ -190,7 +189,7 @@ class GlossaryNotes:
         for canonical, aliases in glossary.items():
             for alias in aliases:
                 self._canon.setdefault(alias.casefold(), canonical)
-        parts = [re.escape(a) if _CJK.search(a) else rf"(?<!\w){re.escape(a)}(?!\w)"
+        parts = [re.escape(a) if CJK.search(a) else rf"(?<!\w){re.escape(a)}(?!\w)"
                  for a in sorted(self._canon, key=len, reverse=True)]
         self._pattern = re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
@@ -356,8 +355,8 @@ class HybridSearcher(Searcher):
 
 @functools.lru_cache(maxsize=16)
 def _speaker_pattern(names: tuple[str, ...]) -> re.Pattern[str] | None:
-    words = {w for n in names for w in re.findall(r"[^\W\d_]+", n) if not _CJK.search(w)}
-    cjk = {n for n in names if _CJK.search(n)}
+    words = {w for n in names for w in re.findall(r"[^\W\d_]+", n) if not CJK.search(w)}
+    cjk = {n for n in names if CJK.search(n)}
     parts = [rf"\b{re.escape(w)}(?:['’]s)?\b" for w in sorted(words, key=len, reverse=True)]
     parts += [re.escape(n) for n in sorted(cjk, key=len, reverse=True)]
     return re.compile("|".join(parts), re.IGNORECASE) if parts else None
@@ -379,7 +378,7 @@ def without_speakers(query: str, names: tuple[str, ...]) -> str:
 
 def _mostly_cjk(text: str) -> bool:
     letters = [c for c in text if c.isalpha()]
-    return bool(letters) and 2 * sum(1 for c in letters if _CJK.match(c)) > len(letters)
+    return bool(letters) and 2 * sum(1 for c in letters if CJK.match(c)) > len(letters)
 
 
 def _one_blas_thread() -> Callable[[], contextlib.AbstractContextManager]:

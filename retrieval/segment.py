@@ -20,9 +20,9 @@ TARGET_UNITS = 60.0
 # Links land this many seconds before the interpolated start of the words.
 LEAD_SECONDS = 2
 
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)]*\s+|(?<=[。！？])[」』”）]*\s*")
+SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)]*\s+|(?<=[。！？])[」』”）]*\s*")
 _CLAUSE_END = re.compile(r"(?<=[,;:，；、])\s*")
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _WORD = re.compile(r"\S+")
 _FILLER_START = re.compile(r"^(and|but|so|or|because|uh|um|yeah|well|like|i mean|oh|okay|right)\b", re.I)
 
@@ -45,8 +45,8 @@ class Segmented:
 
 
 def units(text: str) -> float:
-    cjk = len(_CJK.findall(text))
-    words = len(_WORD.findall(_CJK.sub(" ", text)))
+    cjk = len(CJK.findall(text))
+    words = len(_WORD.findall(CJK.sub(" ", text)))
     return words + 0.6 * cjk
 
 
@@ -69,7 +69,7 @@ def sentences(text: str, spans: list[tuple[int, int]], max_units: float, max_cha
     """Sentences of each utterance; over-long ones are cut at clauses, then words."""
     out: list[Sentence] = []
     for ui, (a, b) in enumerate(spans):
-        for s, e in _split(text, a, b, _SENTENCE_END):
+        for s, e in _split(text, a, b, SENTENCE_END):
             if units(text[s:e]) <= max_units and e - s <= max_chars:
                 out.append(Sentence(s, e, ui, units(text[s:e])))
                 continue
