@@ -57,6 +57,7 @@ class Searcher:
         self.rank = rank or RankParams()
         self._refresh = refresh
         self._lock = threading.Lock()
+        self._quote_cache: tuple[Index, list[frozenset[str]]] | None = None
 
     @property
     def index(self) -> Index:
@@ -185,8 +186,16 @@ class Searcher:
         quotes = index.quotes
         if topic:
             terms = set(analyzer.query_terms(topic))
-            quotes = [q for q in quotes if terms & {t.term for t in analyzer.document_tokens(q.text)}]
+            quotes = [q for q, qt in zip(quotes, self._quote_terms(index, analyzer), strict=True) if terms & qt]
         return [_make_hit(index, q, 0.0) for q in quotes]
+
+    def _quote_terms(self, index: Index, analyzer: Analyzer) -> list[frozenset[str]]:
+        """Each stand-alone quote's terms, analysed once per index rather than on every request."""
+        cached = self._quote_cache
+        if cached is None or cached[0] is not index:
+            terms = [frozenset(t.term for t in analyzer.document_tokens(q.text)) for q in index.quotes]
+            cached = self._quote_cache = (index, terms)
+        return cached[1]
 
     def random_quote(self, rng: random.Random, topic: str | None = None) -> Hit | None:
         """One stand-alone quote, at random; about ``topic`` when given (best matches first)."""
