@@ -1,0 +1,36 @@
+"""The platform registry: one package per platform, each exporting ``SPEC`` (a ``bot.platform.PlatformSpec``).
+
+To add a platform, create ``bot/platforms/<name>/`` (see ``bot.platform``) and add its name below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+from bot.platform import PlatformSpec
+
+REGISTRY: tuple[str, ...] = (
+    "console",
+    "discord",
+    "slack",
+)
+
+
+@cache
+def specs() -> tuple[PlatformSpec, ...]:
+    """Every registered platform's spec, in registry order."""
+    return tuple(importlib.import_module(f"{__name__}.{name}").SPEC for name in REGISTRY)
+
+
+def spec(name: str) -> PlatformSpec:
+    """The spec of platform ``name``; ``KeyError`` when no such platform is registered."""
+    for s in specs():
+        if s.name == name:
+            return s
+    raise KeyError(name)
+
+
+def names() -> tuple[str, ...]:
+    """The registered platform names, e.g. for ``--platform`` choices."""
+    return tuple(s.name for s in specs())
