@@ -133,14 +133,14 @@ async def serve(settings: Settings, platforms: list[str]) -> None:
 
 def _adapter(platform: str, core: QuoteBot, settings: Settings, daily):
     if platform == "discord":
-        from bot.adapters.discord_bot import DiscordAdapter
+        from bot.platforms.discord.adapter import DiscordAdapter
 
         return DiscordAdapter(core, settings, daily=daily)
     if platform == "slack":
-        from bot.adapters.slack_app import SlackAdapter
+        from bot.platforms.slack.adapter import SlackAdapter
 
         return SlackAdapter(core, settings, daily=daily)
-    from bot.adapters.console import ConsoleAdapter
+    from bot.platforms.console.adapter import ConsoleAdapter
 
     return ConsoleAdapter(core, settings, daily=daily)
 

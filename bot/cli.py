@@ -128,7 +128,7 @@ def _search(settings: Settings, args) -> int:
 def _ask(settings: Settings, question: str) -> int:
     from bot.app import core_options
     from bot.core import QuoteBot
-    from bot.render.text import render_text
+    from bot.plaintext import render_text
     from bot.reply import Request, Via
 
     async def once() -> str:

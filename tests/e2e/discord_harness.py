@@ -215,7 +215,7 @@ class BotInProcess:
         import discord
         from discord.gateway import DiscordWebSocket
 
-        from bot.adapters.discord_bot import DiscordAdapter
+        from bot.platforms.discord.adapter import DiscordAdapter
         from bot.app import core_options
         from bot.core import QuoteBot
         from config.settings import load_settings

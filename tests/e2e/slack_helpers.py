@@ -183,7 +183,7 @@ class SlackBotProcess:
 
     async def _start_in_process(self) -> None:
         """The adapter in this process, wired like ``bot.app.serve`` (store, daily service, memo)."""
-        from bot.adapters.slack_app import SlackAdapter
+        from bot.platforms.slack.adapter import SlackAdapter
         from bot.app import build_searcher, core_options
         from bot.core import QuoteBot
         from bot.daily import DailyService

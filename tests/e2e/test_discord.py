@@ -153,7 +153,7 @@ async def test_rejected_token_is_named_and_never_shown(corpus: Path, workdir: Pa
             assert "DISCORD_TOKEN: Discord rejected the token" in bot.output
             assert wrong not in bot.output
         else:
-            from bot.adapters.discord_bot import DiscordAdapter
+            from bot.platforms.discord.adapter import DiscordAdapter
             from bot.app import build_searcher, core_options
             from bot.core import QuoteBot
             from config.settings import SettingsError, load_settings

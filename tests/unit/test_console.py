@@ -2,7 +2,7 @@
 
 import io
 
-from bot.adapters.console import ConsoleAdapter
+from bot.platforms.console.adapter import ConsoleAdapter
 from bot.core import QuoteBot
 from config.settings import load_settings
 from retrieval.search import open_searcher

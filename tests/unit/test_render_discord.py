@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.render.discord import (
+from bot.platforms.discord.render import (
     CONTENT_LIMIT,
     DESCRIPTION_LIMIT,
     TOTAL_LIMIT,

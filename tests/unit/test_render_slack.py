@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bot.render.slack import (
+from bot.platforms.slack.render import (
     BLOCK_LIMIT,
     SECTION_LIMIT,
     escape,

@@ -2,7 +2,7 @@
 
 Slash commands (``/ask``, ``/quote``, ``/sources``, ``/help``, ``/daily ...``), ``@quotebot``
 mentions, DMs and (with the message_content intent) prefix commands become a ``Request``;
-the ``Reply`` is rendered by ``bot.render.discord``. Buttons carry ``qb:<payload>`` custom
+the ``Reply`` is rendered by ``bot.platforms.discord.render``. Buttons carry ``qb:<payload>`` custom
 ids and are routed from ``on_interaction``, so they keep working after a restart.
 """
 
@@ -26,7 +26,7 @@ from discord.gateway import DiscordWebSocket
 from bot.commands import strip_prefix
 from bot.core import QuoteBot
 from bot.daily import ChannelGone
-from bot.render.discord import ButtonSpec, DiscordMessage, payload_of, render
+from bot.platforms.discord.render import ButtonSpec, DiscordMessage, payload_of, render
 from bot.reply import Reply, Request, Via
 from config.settings import PROJECT_ROOT, Settings, SettingsError
 

@@ -7,7 +7,7 @@ import sys
 from typing import TextIO
 
 from bot.core import QuoteBot
-from bot.render.text import render_text
+from bot.plaintext import render_text
 from bot.reply import ActionKind, Reply, Request, Via
 from config.settings import Settings
 

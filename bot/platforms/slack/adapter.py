@@ -1,7 +1,7 @@
 """Slack adapter: slack-bolt's AsyncApp over HTTP (aiohttp) or Socket Mode.
 
 Thin I/O only: Slack payloads become ``Request``s for the core, ``Reply``s go out as
-Block Kit (``bot.render.slack``). Every listener acks at once and leaves the search and
+Block Kit (``bot.platforms.slack.render``). Every listener acks at once and leaves the search and
 the answer to a background task (Bolt's lazy-listener pattern, without its per-request
 deep copy; a bounded number run at once so acks never wait behind answers). Slash
 answers go to ``response_url`` (ephemeral first, with a "Post to channel" button);
@@ -31,7 +31,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.commands import parse, strip_mention
 from bot.core import QuoteBot
 from bot.daily import ChannelGone
-from bot.render.slack import ACTION_PREFIX, render
+from bot.platforms.slack.render import ACTION_PREFIX, render
 from bot.reply import Reply, Request, Via
 from config.settings import Settings, SettingsError
 
@@ -69,7 +69,7 @@ class SlackAdapter:
         if not self.socket_mode and not settings.slack_signing_secret:
             raise SettingsError("SLACK_SIGNING_SECRET: required to verify Slack's HTTP requests (or set "
                                 "SLACK_APP_TOKEN for Socket Mode)")
-        self._sdk_log = _quiet_logger("bot.adapters.slack_app.sdk")
+        self._sdk_log = _quiet_logger("bot.platforms.slack.sdk")
         token = None if self.oauth or not settings.slack_bot_token else settings.slack_bot_token.get()
         base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
         self.client = AsyncWebClient(token=token, base_url=base_url, logger=self._sdk_log)
