@@ -42,6 +42,9 @@ class Transcript:
     # Written between utterances when they are shown together: "- " for formats whose
     # source marks speaker turns that way, so a passage reads as the file does.
     turn_marker: str = ""
+    # Who published it (yt-dlp's uploader/channel) and its chapters as (start seconds, title).
+    channel: str | None = None
+    chapters: tuple[tuple[float, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,30 @@ class SourceInfo:
     speakers: tuple[str, ...] = ()
     description: str = ""
     timed: bool = False
+    channel: str | None = None
+    chapters: tuple[tuple[float, str], ...] = ()
+
+    def chapter_at(self, seconds: float | None) -> str | None:
+        """Title of the chapter playing at ``seconds``, if the source has chapters."""
+        return chapter_at(self.chapters, seconds)
+
+
+def chapter_at(chapters, seconds: float | None) -> str | None:
+    """Title of the last chapter of ``chapters`` ((start, title), in order) starting at or before ``seconds``."""
+    if seconds is None:
+        return None
+    title = None
+    for start, name in chapters:
+        if start > seconds + 1e-6:
+            break
+        title = name
+    return title
+
+
+def source_info(t: Transcript) -> SourceInfo:
+    """What replies need to know about transcript ``t``."""
+    return SourceInfo(t.source_id, t.title, t.url, t.date, t.speakers, t.description, t.timing != "none",
+                      t.channel, tuple(t.chapters))
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +101,8 @@ class Passage:
     start: float | None = None
     speaker: str | None = None
     position: float = 0.0
+    # Chapter of the source in which the passage starts (from yt-dlp chapters), if any.
+    chapter: str | None = None
 
     @property
     def key(self) -> str:

@@ -377,6 +377,8 @@ def build_and_publish(corpus_dir: Path, manifest: Path | None, store: IndexStore
     before it goes live, so they are always in step with the index.
     """
     corpus = load_corpus(corpus_dir, manifest, salt=_salt())
+    if corpus.left_out:  # until per-source indexing: a broken file still stops the build
+        raise corpus.left_out[0]
     analyzer = Analyzer(corpus.glossary, corpus.speaker_names())
     index = build(corpus, analyzer, BM25Params(), progress)
     store.publish(index, extras)
