@@ -42,6 +42,11 @@ class ChannelGone(PlatformError):
     the daily scheduler then turns the channel's subscription off instead of retrying."""
 
 
+class DeliveryUnknown(PlatformError):
+    """Raised by ``Adapter.post`` when it cannot tell whether the message arrived (timeout, HTTP 5xx, connection
+    lost after the request went out): the daily scheduler then asks ``find_delivery`` before it ever resends."""
+
+
 class PlatformUnavailable(PlatformError):
     """Raised by ``Adapter.serve`` when the platform cannot run at all (e.g. its server rejects the
     credentials, or a required extra is not installed). The message names the setting to fix and never
