@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.postgres_server import PostgresUnavailable, throwaway_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "data" / "transcripts"
@@ -28,6 +31,25 @@ def _test_settings():
                      "SLACK_CLIENT_SECRET", "QUOTEBOT_CORPUS", "DATABASE_URL", "QUOTEBOT_INDEX_DIR"):
             mp.delenv(name, raising=False)
         yield
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The PostgreSQL server URL for the tests: QUOTEBOT_TEST_POSTGRES_URL (or a postgresql QUOTEBOT_TEST_DATABASE_URL)
+    when set, else a throwaway server started for this run and stopped after it.
+
+    A server that cannot start fails the tests that need it: PostgreSQL tests never skip.
+    """
+    for name in ("QUOTEBOT_TEST_POSTGRES_URL", "QUOTEBOT_TEST_DATABASE_URL"):
+        configured = os.environ.get(name, "")
+        if configured.startswith(("postgresql", "postgres:")):
+            yield configured
+            return
+    try:
+        with throwaway_postgres() as url:
+            yield url
+    except PostgresUnavailable as e:
+        pytest.fail(f"no PostgreSQL server for the tests: {e}", pytrace=False)
 
 
 @pytest.fixture(autouse=True)

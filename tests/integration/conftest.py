@@ -1,4 +1,4 @@
-"""Databases for the daily-post tests: SQLite always, PostgreSQL when one is configured."""
+"""Databases for the daily-post tests: SQLite and PostgreSQL (the session's ``postgres_server``)."""
 
 from pathlib import Path
 
@@ -8,9 +8,9 @@ from tests.integration.daily_support import BACKENDS, emptied, postgres_database
 
 
 @pytest.fixture(scope="module")
-def shared_postgres():
+def shared_postgres(postgres_server: str):
     """One PostgreSQL database per test module (created, then dropped)."""
-    with postgres_database() as url:
+    with postgres_database(postgres_server) as url:
         yield url
 
 

@@ -4,7 +4,6 @@ and recording posters."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -115,31 +113,11 @@ class Recorder:
         return [r.cards[0].text for c, r in self.sent if channel_id in (None, c)]
 
 
-def postgres_url() -> str | None:
-    """The PostgreSQL server the tests may use: the first PostgreSQL URL among QUOTEBOT_TEST_POSTGRES_URL,
-    QUOTEBOT_TEST_DATABASE_URL and DATABASE_URL."""
-    for name in ("QUOTEBOT_TEST_POSTGRES_URL", "QUOTEBOT_TEST_DATABASE_URL", "DATABASE_URL"):
-        value = os.environ.get(name, "")
-        if value.startswith(("postgresql", "postgres:")):
-            return value
-    return None
-
-
-def require_postgres() -> str:
-    url = postgres_url()
-    if url:
-        return url
-    message = ("no PostgreSQL server: set QUOTEBOT_TEST_POSTGRES_URL (e.g. from .ci/postgres.sh) "
-               "or a postgresql DATABASE_URL")
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set but {message}", pytrace=False)
-    pytest.skip(message)
-
-
 @contextmanager
-def postgres_database() -> Iterator[str]:
-    """A new, empty database on the test PostgreSQL server for as long as the context lasts."""
-    base = make_url(require_postgres())
+def postgres_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server at ``server_url`` (the ``postgres_server`` fixture) for as
+    long as the context lasts."""
+    base = make_url(server_url)
     admin_dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
     name = f"quotebot_t_{uuid.uuid4().hex[:12]}"
 

@@ -31,7 +31,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path):
     if request.param == "sqlite":
         yield sqlite_url(tmp_path)
         return
-    with postgres_database() as url:
+    with postgres_database(request.getfixturevalue("postgres_server")) as url:
         yield url
 
 
