@@ -4,6 +4,9 @@
 - youtube-transcript-api: ``[{"text", "start", "duration"}]``; durations overlap the next
   snippet, so a snippet ends where the next one starts when that is earlier.
 - Podcasting 2.0: ``{"version", "segments": [{"speaker"?, "startTime", "endTime", "body"}]}``
+- youtube-transcript-api's CLI ``--format json`` (a list of such lists, one per video) and a
+  ``FetchedTranscript`` as a dict (``{"snippets": [...], "video_id", "language", ...}``).
+- whisper.cpp ``-oj``: ``{"transcription": [{"offsets": {"from", "to"} (ms), "text"}]}``.
 
 Errors name the line of the offending segment, found by walking the raw text.
 """
@@ -29,11 +32,14 @@ class _Doc:
     text: str
     path: str
     _lines: tuple[int, list[int]] | None = None
+    # Where the items are: the member holding the array, and whether it sits in a one-item outer list.
+    array_key: str = "segments"
+    nested: bool = False
 
     def line(self, index: int | None) -> int:
         """1-based line of segment ``index``; of the segments array when ``index`` is None or unknown."""
         if self._lines is None:
-            self._lines = _segment_lines(self.text.removeprefix("\ufeff"))
+            self._lines = _segment_lines(self.text.removeprefix("\ufeff"), self.array_key, self.nested)
         array_line, lines = self._lines
         return lines[index] if index is not None and index < len(lines) else array_line
 
@@ -58,13 +64,23 @@ def parse_podcast(text: str, path: str, source_id: str) -> Transcript:
     return _podcast(_load(text, path), _Doc(text, path), source_id)
 
 
+def parse_whispercpp(text: str, path: str, source_id: str) -> Transcript:
+    return _whispercpp(_load(text, path), _Doc(text, path), source_id)
+
+
 def sniff_json(data: Any) -> Parser | None:
     """Which parser fits decoded JSON ``data``: Whisper, youtube-transcript-api, Podcasting 2.0, or None."""
     if isinstance(data, list):
         first = data[0] if data else {}
+        if isinstance(first, list) and len(data) == 1:  # the CLI's one list per video, for one video
+            first = first[0] if first else {}
         return parse_youtube if isinstance(first, dict) and first.keys() & {"text", "start", "duration"} else None
     if not isinstance(data, dict):
         return None
+    if isinstance(data.get("snippets"), list):
+        return parse_youtube
+    if isinstance(data.get("transcription"), list):
+        return parse_whispercpp
     segments = data.get("segments")
     first = next((s for s in segments if isinstance(s, dict)), {}) if isinstance(segments, list) else {}
     if first.keys() & {"startTime", "endTime", "body"}:
@@ -83,7 +99,8 @@ def parse_data(data: Any, text: str, path: str, source_id: str) -> Transcript:
     parser = sniff_json(data)
     if parser is None:
         raise TranscriptError(path, 1, "JSON is not a Whisper, youtube-transcript-api or Podcasting 2.0 transcript")
-    build = {parse_whisper: _whisper, parse_youtube: _youtube, parse_podcast: _podcast}[parser]
+    build = {parse_whisper: _whisper, parse_youtube: _youtube, parse_podcast: _podcast,
+             parse_whispercpp: _whispercpp}[parser]
     return build(data, _Doc(text, path), source_id)
 
 
@@ -92,6 +109,8 @@ def _load(text: str, path: str) -> Any:
         return json.loads(text.removeprefix("\ufeff"))
     except json.JSONDecodeError as e:
         raise TranscriptError(path, e.lineno, f"invalid JSON: {e.msg}") from None
+    except RecursionError:
+        raise TranscriptError(path, 1, "JSON is nested too deeply to be a transcript") from None
 
 
 def _whisper(data: Any, doc: _Doc, source_id: str) -> Transcript:
@@ -113,6 +132,12 @@ def _podcast(data: Any, doc: _Doc, source_id: str) -> Transcript:
 
 
 def _youtube(data: Any, doc: _Doc, source_id: str) -> Transcript:
+    if isinstance(data, dict) and isinstance(data.get("snippets"), list):
+        doc.array_key = "snippets"
+        data = data["snippets"]
+    elif isinstance(data, list) and len(data) == 1 and isinstance(data[0], list):
+        doc.nested = True
+        data = data[0]
     if not isinstance(data, list):
         raise doc.fail(None, "youtube-transcript-api JSON must be a list of {text, start, duration}")
     snippets = [_object(item, i, doc) for i, item in enumerate(data)]
@@ -124,6 +149,19 @@ def _youtube(data: Any, doc: _Doc, source_id: str) -> Transcript:
         if end is not None and i + 1 < len(starts) and starts[i] <= starts[i + 1] < end:
             end = starts[i + 1]
         utterances.append(_utterance(item, "text", starts[i], end, i, doc))
+    return _transcript(utterances, doc, source_id)
+
+
+def _whispercpp(data: Any, doc: _Doc, source_id: str) -> Transcript:
+    doc.array_key = "transcription"
+    utterances = []
+    for i, seg in enumerate(_object(item, i, doc) for i, item in enumerate(data["transcription"])):
+        offsets = seg.get("offsets")
+        if not isinstance(offsets, dict):
+            raise doc.fail(i, f"segment {i + 1} has no 'offsets' {{from, to}} in milliseconds")
+        start = _time(offsets, "from", i, doc, required=True)
+        end = _time(offsets, "to", i, doc)
+        utterances.append(_utterance(seg, "text", start / 1000, None if end is None else end / 1000, i, doc))
     return _transcript(utterances, doc, source_id)
 
 
@@ -168,11 +206,11 @@ def _transcript(utterances: list[Utterance], doc: _Doc, source_id: str) -> Trans
     return Transcript(source_id, doc.path, kept, speakers=speakers, timing="exact")
 
 
-def _segment_lines(text: str) -> tuple[int, list[int]]:
-    """1-based lines of the segments array (top-level list or 'segments' member) and of each element."""
+def _segment_lines(text: str, key: str = "segments", nested: bool = False) -> tuple[int, list[int]]:
+    """1-based lines of the items array (top-level list or ``key`` member) and of each element."""
     try:
-        array_at, items = _segment_offsets(text)
-    except (ValueError, TypeError):  # text that does not decode: no positions to give
+        array_at, items = _segment_offsets(text, key, nested)
+    except (ValueError, TypeError, RecursionError):  # text that does not decode: no positions to give
         return 1, []
     lines, line, previous = [], text.count("\n", 0, array_at) + 1, array_at
     array_line = line
@@ -183,11 +221,13 @@ def _segment_lines(text: str) -> tuple[int, list[int]]:
     return array_line, lines
 
 
-def _segment_offsets(text: str) -> tuple[int, list[int]]:
+def _segment_offsets(text: str, key: str, nested: bool) -> tuple[int, list[int]]:
     decoder = json.JSONDecoder()
     pos: int | None = _skip(text, 0)
+    if nested and text.startswith("[", pos):
+        pos = _skip(text, pos + 1)
     if text.startswith("{", pos):
-        pos = _member(text, pos, "segments", decoder)
+        pos = _member(text, pos, key, decoder)
     if pos is None or not text.startswith("[", pos):
         raise ValueError("no segments array")
     array_at, items = pos, []

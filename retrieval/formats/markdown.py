@@ -121,3 +121,75 @@ def parse(text: str, path: str, source_id: str) -> Transcript:
         speakers=tuple(dict.fromkeys(s for s, *_ in sections if s)),
         timing="section",
     )
+
+
+# ``**Name:** words`` or ``**Name**: words`` opening a paragraph: a speaker turn.
+BOLD_TURN = re.compile(r"^\*\*(?P<name>[^*\n]{1,40}?)(?::\*\*|\*\*:)[ \t]*(?P<rest>\S.*)$")
+_MD_LINK = re.compile(r"\[([^\]]*)\]\((?:[^()\s]|\([^()\s]*\))*\)")
+_EMPHASIS = re.compile(r"(\*\*|__|(?<!\w)[*_](?=\S)|(?<=\S)[*_](?!\w))")
+
+
+def _turn_names(text: str) -> dict[str, int]:
+    from retrieval.formats.speakers import label_of
+
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        m = BOLD_TURN.match(line.strip())
+        if m and label_of(f"{m['name']}: {m['rest']}"):
+            counts[m["name"].strip()] = counts.get(m["name"].strip(), 0) + 1
+    return {n: c for n, c in counts.items() if c >= 2}
+
+
+def has_bold_turns(text: str) -> bool:
+    """True when paragraphs open with ``**Name:**`` labels, the same name at least twice."""
+    return bool(_turn_names(text))
+
+
+def parse_turns(text: str, path: str, source_id: str) -> Transcript:
+    """Parse an untimed Markdown transcript of ``**Name:** text`` turns.
+
+    Everything before the first turn (show notes, links) is the description, never a
+    quote. Paragraphs without a label continue the current speaker's turn. A first-line
+    ``# Heading`` is the title.
+    """
+    names = _turn_names(text)
+    lines = text.splitlines()
+    title = ""
+    first = next((line.strip() for line in lines if line.strip()), "")
+    if first.startswith("# "):
+        title = first[2:].strip()
+    description: list[str] = []
+    utterances: list[Utterance] = []
+    speaker: str | None = None
+    for no, raw in enumerate(lines, 1):
+        line = raw.strip()
+        m = BOLD_TURN.match(line)
+        if m and m["name"].strip() in names:
+            speaker = m["name"].strip()
+            body = m["rest"]
+        elif speaker is None:
+            if line and not line.startswith("# "):
+                description.append(_plain(line))
+            continue
+        else:
+            body = line
+        body = _plain(body)
+        if body:
+            utterances.append(Utterance(body, speaker=speaker, line=no))
+    if not utterances:
+        raise TranscriptError(path, 1, "no '**Name:** text' turns found")
+    return Transcript(
+        source_id=source_id,
+        path=path,
+        utterances=utterances,
+        title=title,
+        description="\n".join(d for d in description if d),
+        speakers=tuple(dict.fromkeys(u.speaker for u in utterances if u.speaker)),
+        timing="none",
+    )
+
+
+def _plain(line: str) -> str:
+    """Markdown inline markup removed: links keep their text, emphasis marks go."""
+    line = _MD_LINK.sub(lambda m: m.group(1), line)
+    return " ".join(_EMPHASIS.sub("", line).split())

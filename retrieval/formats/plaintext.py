@@ -1,6 +1,8 @@
 """Plain-text transcripts: hard-wrapped lines, ``- `` speaker turns, optional ``[name]`` tags.
 
-No times. Wrapped lines are joined; a ``- `` at a line start or after white space begins a
+A file whose lines open with ``Name:`` labels (the same name at least twice, see
+formats.speakers) is read as labelled turns instead: each label starts a turn, other
+lines continue it. No times. Wrapped lines are joined; a ``- `` at a line start or after white space begins a
 new turn; a leading ``[lex]`` style tag names the speaker of its turn (resolved through
 the manifest's speaker map) and is removed from the quote text.
 """
@@ -9,8 +11,10 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections import Counter
 
 from retrieval.formats.errors import TranscriptError
+from retrieval.formats.speakers import label_of
 from retrieval.model import Transcript, Utterance
 
 TURN = re.compile(r"(?:^|(?<=\s))- (?=\S)")
@@ -22,6 +26,10 @@ def parse(text: str, path: str, source_id: str, speaker_tags: dict[str, str] | N
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise TranscriptError(path, line, "contains a NUL byte: not a text transcript")
+    labelled = _labelled_turns(text)
+    if labelled:
+        return Transcript(source_id=source_id, path=path, utterances=labelled, timing="none",
+                          speakers=tuple(dict.fromkeys(u.speaker for u in labelled if u.speaker)))
     tags = {k.casefold(): v for k, v in (speaker_tags or {}).items()}
     utterances: list[Utterance] = []
     # Join wrapped lines, remembering the line where each character came from.
@@ -58,3 +66,24 @@ def parse(text: str, path: str, source_id: str, speaker_tags: dict[str, str] | N
         if body:
             utterances.append(Utterance(body, speaker=speaker, line=line_of[min(a, len(line_of) - 1)]))
     return Transcript(source_id=source_id, path=path, utterances=utterances, timing="none", turn_marker="- ")
+
+
+def _labelled_turns(text: str) -> list[Utterance]:
+    """Turns of a ``Name: words`` transcript, or [] when its lines carry no consistent labels."""
+    lines = [(no, raw.strip()) for no, raw in enumerate(text.splitlines(), 1) if raw.strip()]
+    found = [label_of(line) for _, line in lines]
+    counts = Counter(f[0] for f in found if f)
+    names = {n for n, c in counts.items() if c >= 2}
+    labelled = sum(1 for f in found if f and f[0] in names)
+    if not names or labelled < max(2, len(lines) // 20):
+        return []
+    turns: list[list] = []  # [speaker, line, words]
+    for (no, line), f in zip(lines, found, strict=True):
+        if f and f[0] in names:
+            turns.append([f[0], no, [line[f[1]:].strip()]])
+        elif turns:
+            turns[-1][2].append(line)
+        else:
+            turns.append([None, no, [line]])
+    return [Utterance(" ".join(" ".join(words).split()), speaker=speaker, line=no)
+            for speaker, no, words in turns if " ".join(words).strip()]

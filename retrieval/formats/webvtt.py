@@ -1,58 +1,54 @@
 """WebVTT transcripts (including yt-dlp's rolling YouTube captions) -> Transcript.
 
-Cues become utterances with exact start/end times; ``<v Speaker>`` voice spans give the
-speaker. Captions that roll (each line shown while it builds up word by word, flashed for
-about 10 ms, then carried as the top line of the next cue) are reduced so every spoken
-line appears once, timed by the cue in which it first appeared.
+Blocks are read as the WebVTT spec's parser reads them: a block is a cue when its first or
+second line holds ``-->``; a ``-->`` line further down (with no blank line before it)
+starts the next cue; blocks without a timing line (NOTE, STYLE, REGION, stray text) are
+skipped; lines holding only spaces are cue text. Timestamps follow the spec (minutes
+must be two digits unless hours are given). Two deliberate departures, so words are
+never lost without a message: a cue whose timing line does not parse, or ends before it
+starts, is reported with its line instead of being dropped; and cue text is only its
+visible words (tags removed, character references decoded).
+
+``<v Speaker>`` gives the speaker and carries to later cues without a voice (Podcasting
+2.0 marks only the changes); files without voices may mark turns with ``Name:`` labels.
+A header line ``WEBVTT - Title`` or a link in it gives the title or link.
 """
 
 from __future__ import annotations
 
 import html
-import itertools
 import re
-from dataclasses import dataclass
 
+from retrieval.formats import cues as cuelib
 from retrieval.formats.errors import TranscriptError
-from retrieval.model import Transcript, Utterance
+from retrieval.formats.speakers import apply_labels
+from retrieval.model import Transcript
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
-_HEADER = re.compile(r"WEBVTT(?:[ \t].*)?")
-_TIMESTAMP = r"(?:\d{2,}:)?[0-5]\d:[0-5]\d\.\d{3}"
-_TIMING = re.compile(rf"[ \t]*({_TIMESTAMP})[ \t]+-->[ \t]+({_TIMESTAMP})(?:[ \t].*)?")
-_TAG = re.compile(r"<([^<>\n]*)>")
-_SKIPPED_BLOCKS = ("NOTE", "STYLE", "REGION")
-# A cue this short that only repeats lines already on screen is a rolling-caption flash.
-_FLASH_SECONDS = 0.05
-
-
-@dataclass(slots=True)
-class _Line:
-    """One payload line of a cue: visible text (tags removed, entities decoded)."""
-
-    text: str
-    voice: str | None
-    number: int
-
-
-@dataclass(slots=True)
-class _Cue:
-    start: float
-    end: float
-    lines: list[_Line]
-    # (voice, text, line number) runs in order, for cues read as whole utterances.
-    runs: list[tuple[str | None, str, int]]
-    word_timed: bool
+_LINK = re.compile(r"https?://[^\s<>\"]+")
 
 
 def parse(text: str, path: str, source_id: str) -> Transcript:
-    """Parse WebVTT text; raises TranscriptError naming the line of malformed input."""
-    cues = _read_cues(_NEWLINE.split(text.removeprefix("\ufeff")), path)
-    rolling = any(c.word_timed for c in cues) or _has_flash_cues(cues)
-    utterances = _rolling_utterances(cues) if rolling else _cue_utterances(cues)
+    """Parse WebVTT text; raises TranscriptError naming the line of malformed input.
+
+    A file without the ``WEBVTT`` line is read as header-less cues when its first line
+    (after an optional cue id) is a cue timing line.
+    """
+    lines = _NEWLINE.split(text.removeprefix("\ufeff").replace("\x00", "\ufffd"))
+    header = lines[0]
+    has_header = header.startswith("WEBVTT") and (len(header) == 6 or header[6] in " \t")
+    if not has_header:
+        first = [i for i, line in enumerate(lines[:3]) if line.strip()]
+        if not any("-->" in lines[i] and parse_timing(lines[i]) for i in first[:2]):
+            raise TranscriptError(path, 1, f"missing 'WEBVTT' header, file starts with '{lines[0][:40]}'")
+    cues = _read_cues(lines, path, has_header)
+    _carry_voices(cues)
+    utterances = cuelib.utterances(cues)
+    utterances, _ = apply_labels(utterances)
     utterances.sort(key=lambda u: u.start or 0.0)
     speakers = tuple(dict.fromkeys(u.speaker for u in utterances if u.speaker))
-    return Transcript(source_id, path, utterances, speakers=speakers, timing="exact")
+    title, url = _header_meta(header[6:] if has_header else "")
+    return Transcript(source_id, path, utterances, title=title, url=url, speakers=speakers, timing="exact")
 
 
 def seconds(timestamp: str) -> float:
@@ -64,64 +60,138 @@ def seconds(timestamp: str) -> float:
     return (total * 1000 + int(millis)) / 1000
 
 
-def _read_cues(lines: list[str], path: str) -> list[_Cue]:
-    if not _HEADER.fullmatch(lines[0]):
-        raise TranscriptError(path, 1, f"missing 'WEBVTT' header, file starts with '{lines[0][:40]}'")
-    cues: list[_Cue] = []
-    for first, block in _blocks(lines):
-        if first == 1 or (block[0].split() or [''])[0] in _SKIPPED_BLOCKS:
-            continue  # the header block, comments, style sheets, regions
-        timing_at = 0 if "-->" in block[0] else 1
-        if timing_at >= len(block) or "-->" not in block[timing_at]:
-            raise TranscriptError(path, first, f"expected a cue timing line 'HH:MM:SS.mmm --> HH:MM:SS.mmm', "
-                                               f"got '{block[0]}'")
-        cues.append(_cue(block[timing_at], block[timing_at + 1:], first + timing_at, path))
+_STAMP = re.compile(r"(\d+):(\d+)(?::(\d+))?\.(\d+)")
+
+
+def _timestamp(s: str, pos: int) -> tuple[float, int] | None:
+    """The spec's 'collect a WebVTT timestamp' at ``pos``: (seconds, end position) or None."""
+    m = _STAMP.match(s, pos)
+    if not m:
+        return None
+    a, b, c, frac = m.groups()
+    if c is None:  # MM:SS.mmm: minutes must be exactly two digits and at most 59
+        if len(a) != 2 or int(a) > 59:
+            return None
+        hours, minutes, secs = 0, int(a), b
+    else:
+        hours, minutes, secs = int(a), b, c
+        if len(minutes) != 2:
+            return None
+        minutes = int(minutes)
+    if len(secs) != 2 or len(frac) != 3 or minutes > 59 or int(secs) > 59:
+        return None
+    return ((hours * 3600 + minutes * 60 + int(secs)) * 1000 + int(frac)) / 1000, m.end()
+
+
+def parse_timing(line: str) -> tuple[float, float] | None:
+    """Start and end of a cue timing line (settings ignored), or None when it does not parse."""
+    pos = len(line) - len(line.lstrip(" \t"))
+    first = _timestamp(line, pos)
+    if first is None:
+        return None
+    pos = first[1]
+    while pos < len(line) and line[pos] in " \t":
+        pos += 1
+    if not line.startswith("-->", pos):
+        return None
+    pos += 3
+    while pos < len(line) and line[pos] in " \t":
+        pos += 1
+    second = _timestamp(line, pos)
+    if second is None or (second[1] < len(line) and line[second[1]] not in " \t"):
+        return None
+    return first[0], second[0]
+
+
+def _read_cues(lines: list[str], path: str, has_header: bool) -> list[cuelib.Cue]:
+    cues: list[cuelib.Cue] = []
+    i = 1 if has_header else 0
+    if has_header:  # the header block runs to a blank line, or up to a timing line
+        while i < len(lines) and lines[i] and "-->" not in lines[i]:
+            i += 1
+    while i < len(lines):
+        if not lines[i]:
+            i += 1
+            continue
+        i = _block(lines, i, path, cues)
     return cues
 
 
-def _blocks(lines: list[str]) -> list[tuple[int, list[str]]]:
-    """Split on empty lines (a line holding only spaces is cue text, as yt-dlp writes it)."""
-    blocks: list[tuple[int, list[str]]] = []
-    current: list[str] = []
-    for number, line in enumerate(lines, start=1):
-        if line:
-            if not current:
-                blocks.append((number, current))
-            current.append(line)
-        elif current:
-            current = []
-    return blocks
-
-
-def _cue(timing: str, payload: list[str], number: int, path: str) -> _Cue:
-    match = _TIMING.fullmatch(timing)
-    if not match:
-        raise TranscriptError(path, number, f"cue timing '{timing.strip()}' is not HH:MM:SS.mmm --> HH:MM:SS.mmm")
-    start, end = seconds(match[1]), seconds(match[2])
+def _block(lines: list[str], i: int, path: str, cues: list[cuelib.Cue]) -> int:
+    """Read the block starting at line index ``i``; append its cue if it is one; return the next index."""
+    timing_at = None
+    count = 0
+    j = i
+    while j < len(lines) and lines[j]:
+        count += 1
+        if "-->" in lines[j]:
+            if timing_at is None and count <= 2:
+                timing_at = j
+            else:
+                break  # a timing line inside a cue starts the next cue
+        j += 1
+    if timing_at is None:
+        return j  # NOTE, STYLE, REGION or stray text: not a cue
+    times = parse_timing(lines[timing_at])
+    payload = lines[timing_at + 1 : j]
+    if times is None:
+        if any(line.strip() for line in payload):
+            raise TranscriptError(path, timing_at + 1, f"cue timing '{lines[timing_at].strip()}' is not "
+                                                       "HH:MM:SS.mmm --> HH:MM:SS.mmm")
+        return j
+    start, end = times
     if end < start:
-        raise TranscriptError(path, number, f"cue ends ({match[2]}) before it starts ({match[1]})")
-    cue = _Cue(start, end, [], [], word_timed=False)
-    voice: str | None = None
+        raise TranscriptError(path, timing_at + 1, f"cue ends ({_clock(end)}) before it starts ({_clock(start)})")
+    cues.append(_cue(start, end, payload, timing_at + 1))
+    return j
+
+
+def _clock(t: float) -> str:
+    ms = round(t * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def _cue(start: float, end: float, payload: list[str], number: int) -> cuelib.Cue:
+    cue = cuelib.Cue(start, end)
+    voice: str | None = None  # a voice span ends with its cue
     for offset, raw in enumerate(payload, start=1):
         line_voice = voice
-        pieces: list[str] = []
-        position = 0
-        for tag in _TAG.finditer(raw):
-            pieces.append(_visible(raw[position:tag.start()]))
-            cue.runs.append((voice, pieces[-1], number + offset))
-            position = tag.end()
-            voice, timed = _apply_tag(tag[1], voice)
+        visible: list[str] = []
+        for kind, value in _tokens(raw):
+            if kind == "text":
+                visible.append(_visible(value))
+                cue.runs.append((voice, visible[-1], number + offset))
+                continue
+            voice, timed = _apply_tag(value, voice)
             cue.word_timed |= timed
-            if not "".join(pieces).strip():
+            cue.voiced |= value[:1] == "v" or value[:2] == "/v"
+            if not "".join(visible).strip():
                 line_voice = voice
-        pieces.append(_visible(raw[position:]))
-        cue.runs.append((voice, pieces[-1] + " ", number + offset))
-        cue.lines.append(_Line(" ".join("".join(pieces).split()), line_voice, number + offset))
+        cue.runs.append((voice, " ", number + offset))
+        cue.lines.append(cuelib.Line(" ".join("".join(visible).split()), line_voice, number + offset))
+    cue.voice_after = voice
     return cue
 
 
+def _tokens(raw: str) -> list[tuple[str, str]]:
+    """Cue text as ("text", …) and ("tag", …) tokens; a '<' with no '>' runs to the end as a tag."""
+    out: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(raw):
+        lt = raw.find("<", pos)
+        if lt < 0:
+            out.append(("text", raw[pos:]))
+            break
+        if lt > pos:
+            out.append(("text", raw[pos:lt]))
+        gt = raw.find(">", lt + 1)
+        out.append(("tag", raw[lt + 1 : gt if gt >= 0 else len(raw)]))
+        pos = gt + 1 if gt >= 0 else len(raw)
+    return out
+
+
 def _visible(fragment: str) -> str:
-    return html.unescape(fragment).replace("\u200e", "").replace("\u200f", "")
+    return html.unescape(fragment).replace("\u200e", "").replace("\u200f", "").replace("\xa0", " ")
 
 
 def _apply_tag(tag: str, voice: str | None) -> tuple[str | None, bool]:
@@ -137,42 +207,23 @@ def _apply_tag(tag: str, voice: str | None) -> tuple[str | None, bool]:
     return voice, False
 
 
-def _has_flash_cues(cues: list[_Cue]) -> bool:
-    for before, cue in itertools.pairwise(cues):
-        shown = {line.text for line in before.lines}
-        texts = [line.text for line in cue.lines if line.text]
-        if cue.end - cue.start <= _FLASH_SECONDS and texts and all(t in shown for t in texts):
-            return True
-    return False
-
-
-def _cue_utterances(cues: list[_Cue]) -> list[Utterance]:
-    """One utterance per voice run in each cue."""
-    utterances: list[Utterance] = []
+def _carry_voices(cues: list[cuelib.Cue]) -> None:
+    """A cue without any voice tag continues the voice left open by the last voiced cue (Podcasting 2.0)."""
+    current: str | None = None
     for cue in cues:
-        groups: list[list] = []
-        for voice, fragment, number in cue.runs:
-            if groups and (groups[-1][0] == voice or not fragment.strip()):
-                groups[-1][1] += fragment
-            elif fragment.strip():
-                groups.append([voice, fragment, number])
-        for voice, fragment, number in groups:
-            words = " ".join(fragment.split())
-            if words:
-                utterances.append(Utterance(words, cue.start, cue.end, voice, number))
-    return utterances
+        if cue.voiced:
+            current = cue.voice_after
+        elif current is not None:
+            cue.runs = [(current, text, n) for _, text, n in cue.runs]
+            cue.lines = [cuelib.Line(line.text, current, line.number) for line in cue.lines]
 
 
-def _rolling_utterances(cues: list[_Cue]) -> list[Utterance]:
-    """Each line once: a cue's leading lines that repeat the previous cue's trailing lines are dropped."""
-    utterances: list[Utterance] = []
-    previous: list[str] = []
-    for cue in cues:
-        lines = [line for line in cue.lines if line.text]
-        texts = [line.text for line in lines]
-        carried = next(k for k in range(min(len(previous), len(texts)), -1, -1)
-                       if k == 0 or previous[-k:] == texts[:k])
-        for line in lines[carried:]:
-            utterances.append(Utterance(line.text, cue.start, cue.end, line.voice, line.number))
-        previous = texts
-    return utterances
+def _header_meta(rest: str) -> tuple[str, str | None]:
+    """Title and link from the text after ``WEBVTT`` on the header line."""
+    rest = rest.strip(" \t-–—:")
+    link = _LINK.search(rest)
+    url = link.group(0).rstrip(".,;)") if link else None
+    title = _LINK.sub("", rest).strip(" \t-–—:|") if rest else ""
+    if re.match(r"(?i)^(kind|language|x-timestamp-map)\b", title):
+        title = ""
+    return title, url
