@@ -3,8 +3,9 @@
 A transcript's utterances are joined into one text (so passages and context are spans of
 it). Sentences are packed into windows of about ``target`` units (an English word is one
 unit, a CJK character 0.6) and at most ``max_chars`` characters; a window prefers to end at
-a speaker turn once it is past half full, and the next window starts about half-way
-through the previous one.
+an utterance boundary once it is past half full, always ends where the speaker changes
+(a passage never mixes two speakers), and the next window starts about half-way through
+the previous one, or at the new speaker's first sentence after a turn.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from retrieval.model import Passage, Transcript
+from retrieval.model import Passage, Transcript, chapter_at
 
 MAX_CHARS = 600
 TARGET_UNITS = 60.0
@@ -138,21 +139,29 @@ def segment(t: Transcript, target: float = TARGET_UNITS, max_chars: int = MAX_CH
     sents = sentences(text, spans, target, max_chars)
     times = _Timer(t, text, spans)
     passages: list[Passage] = []
+    speaker = [u.speaker for u in t.utterances]
     i = 0
     while i < len(sents):
         j = i
         total = sents[i].units
+        turn = False
         while j + 1 < len(sents):
             nxt = sents[j + 1]
+            if speaker[nxt.utt] != speaker[sents[j].utt]:
+                turn = True
+                break  # a passage never spans two speakers
             if total >= target or nxt.end - sents[i].start > max_chars:
                 break
             if nxt.utt != sents[j].utt and total >= 0.6 * target:
-                break  # end at a speaker turn once the window is well filled
+                break  # end at a turn once the window is well filled
             j += 1
             total += nxt.units
         passages.append(_passage(t, text, spans, times, sents[i].start, sents[j].end, first_pid + len(passages)))
         if j + 1 >= len(sents):
             break
+        if turn:
+            i = j + 1  # the next speaker's words start the next window
+            continue
         # Next window starts about half-way into this one (50% overlap), always moving on.
         half = sents[i].start + (sents[j].end - sents[i].start) // 2
         k = i + 1
@@ -167,15 +176,17 @@ def _passage(t: Transcript, text: str, spans, times: _Timer, cs: int, ce: int, p
     last = _utt_at(spans, ce - 1)
     speakers = {t.utterances[k].speaker for k in range(first, last + 1)}
     speaker = speakers.pop() if len(speakers) == 1 else None
+    start = times.at(cs)
     return Passage(
         pid=pid,
         source_id=t.source_id,
         text=text[cs:ce],
         char_start=cs,
         char_end=ce,
-        start=times.at(cs),
+        start=start,
         speaker=speaker,
         position=cs / max(1, len(text)),
+        chapter=chapter_at(t.chapters, start) if t.chapters else None,
     )
 
 
