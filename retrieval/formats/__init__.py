@@ -93,6 +93,8 @@ def _parse(text: str, path: str, source_id: str, speaker_tags: dict[str, str] | 
         return markdown.parse(text, path, source_id)
     if kind == "turns":
         return markdown.parse_turns(text, path, source_id)
+    if Path(path).suffix.lower() in (".md", ".markdown"):
+        text = markdown.plain_text(text)
     return plaintext.parse(text, path, source_id, speaker_tags)
 
 

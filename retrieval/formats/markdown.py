@@ -193,3 +193,11 @@ def _plain(line: str) -> str:
     """Markdown inline markup removed: links keep their text, emphasis marks go."""
     line = _MD_LINK.sub(lambda m: m.group(1), line)
     return " ".join(_EMPHASIS.sub("", line).split())
+
+
+def plain_text(text: str) -> str:
+    """A Markdown document as plain lines: headings' ``#``, emphasis and link targets removed."""
+    out = []
+    for line in text.splitlines():
+        out.append(_plain(re.sub(r"^\s*#{1,6}\s+", "", line)))
+    return "\n".join(out)

@@ -16,7 +16,7 @@ from retrieval.model import Transcript, Utterance
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _STAMP = r"(\d{1,3}):([0-5]\d):([0-5]\d)\.(\d{3})"
 _TIMING = re.compile(rf"^\s*{_STAMP},{_STAMP}\s*$")
-_LOOSE = re.compile(r"^\s*[\d:.]+,[\d:.a-zA-Z]+\s*$")
+_LOOSE = re.compile(r"^\s*\d+:[\w:.]+,[\w:.]+\s*$")
 
 
 def parse(text: str, path: str, source_id: str) -> Transcript:

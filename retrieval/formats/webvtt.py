@@ -3,8 +3,9 @@
 Blocks are read as the WebVTT spec's parser reads them: a block is a cue when its first or
 second line holds ``-->``; a ``-->`` line further down (with no blank line before it)
 starts the next cue; blocks without a timing line (NOTE, STYLE, REGION, stray text) are
-skipped; lines holding only spaces are cue text. Timestamps follow the spec (minutes
-must be two digits unless hours are given). Two deliberate departures, so words are
+skipped; lines holding only spaces are cue text; ``-->`` needs no spaces around it and
+settings may follow the end time directly. In ``MM:SS.mmm`` the minutes may have any
+number of digits and run past 59 (``120:00.000`` is two hours; vtt.js reads 120 hours). Two deliberate departures, so words are
 never lost without a message: a cue whose timing line does not parse, or ends before it
 starts, is reported with its line instead of being dropped; and cue text is only its
 visible words (tags removed, character references decoded).
@@ -69,16 +70,16 @@ def _timestamp(s: str, pos: int) -> tuple[float, int] | None:
     if not m:
         return None
     a, b, c, frac = m.groups()
-    if c is None:  # MM:SS.mmm: minutes must be exactly two digits and at most 59
-        if len(a) != 2 or int(a) > 59:
-            return None
+    if c is None:  # MM:SS.mmm; minutes may run past 59 (``120:00.000`` is two hours)
         hours, minutes, secs = 0, int(a), b
     else:
         hours, minutes, secs = int(a), b, c
         if len(minutes) != 2:
             return None
         minutes = int(minutes)
-    if len(secs) != 2 or len(frac) != 3 or minutes > 59 or int(secs) > 59:
+        if minutes > 59:
+            return None
+    if len(secs) != 2 or len(frac) != 3 or int(secs) > 59:
         return None
     return ((hours * 3600 + minutes * 60 + int(secs)) * 1000 + int(frac)) / 1000, m.end()
 
@@ -98,7 +99,7 @@ def parse_timing(line: str) -> tuple[float, float] | None:
     while pos < len(line) and line[pos] in " \t":
         pos += 1
     second = _timestamp(line, pos)
-    if second is None or (second[1] < len(line) and line[second[1]] not in " \t"):
+    if second is None:
         return None
     return first[0], second[0]
 
