@@ -196,8 +196,13 @@ def _plain(line: str) -> str:
 
 
 def plain_text(text: str) -> str:
-    """A Markdown document as plain lines: headings' ``#``, emphasis and link targets removed."""
+    """A Markdown document as plain lines: code blocks, headings' ``#``, emphasis and link targets removed."""
     out = []
+    fenced = False
     for line in text.splitlines():
-        out.append(_plain(re.sub(r"^\s*#{1,6}\s+", "", line)))
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+            out.append("")
+            continue
+        out.append("" if fenced else _plain(re.sub(r"^\s*#{1,6}\s+", "", line)))
     return "\n".join(out)

@@ -5,10 +5,11 @@ second line holds ``-->``; a ``-->`` line further down (with no blank line befor
 starts the next cue; blocks without a timing line (NOTE, STYLE, REGION, stray text) are
 skipped; lines holding only spaces are cue text; ``-->`` needs no spaces around it and
 settings may follow the end time directly. In ``MM:SS.mmm`` the minutes may have any
-number of digits and run past 59 (``120:00.000`` is two hours; vtt.js reads 120 hours). Two deliberate departures, so words are
-never lost without a message: a cue whose timing line does not parse, or ends before it
-starts, is reported with its line instead of being dropped; and cue text is only its
-visible words (tags removed, character references decoded).
+number of digits and run past 59 (``120:00.000`` is two hours; vtt.js reads 120 hours).
+Two deliberate departures, so words are never lost without a message: a cue whose
+timing line does not parse, or ends before it starts, is reported with its line instead
+of being dropped; and cue text is only its visible words (tags removed, character
+references decoded).
 
 ``<v Speaker>`` gives the speaker and carries to later cues without a voice (Podcasting
 2.0 marks only the changes); files without voices may mark turns with ``Name:`` labels.

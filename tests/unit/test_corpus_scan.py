@@ -44,7 +44,8 @@ def test_source_ids_are_unique_for_same_stems_nested_folders_and_long_names(tmp_
     long_a = "a" * 60 + "-episode-one.srt"
     long_b = "a" * 60 + "-episode-two.srt"
     for name in ("x.srt", "x.vtt", "s1/ep.srt", "s1-ep.srt", long_a, long_b, "plain.srt"):
-        write(tmp_path / name, SRT.format(text="w") if not name.endswith(".vtt") else "WEBVTT\n\n00:01.000 --> 00:02.000\nw\n")
+        vtt = "WEBVTT\n\n00:01.000 --> 00:02.000\nw\n"
+        write(tmp_path / name, vtt if name.endswith(".vtt") else SRT.format(text="w"))
     scan = scan_corpus(tmp_path, None)
     ids = {f.name: f.source_id for f in scan.files}
     assert len(set(ids.values())) == len(ids) == 7
