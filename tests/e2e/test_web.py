@@ -226,7 +226,9 @@ def test_permalink_of_an_audio_quote_has_no_image_and_plays_from_its_moment(bot,
     assert meta(chrome, "og:image") is None
     assert meta(chrome, "twitter:card") == "summary"
     card = cards(chrome)[0]
-    when = seconds(card.find_element(By.CSS_SELECTOR, "a.time").text)
+    label = card.find_element(By.CSS_SELECTOR, "a.time").text
+    assert meta(chrome, "og:title") == f"“The Lighthouse Keeper” at {label}", "no speaker is named when unknown"
+    when = seconds(label)
     assert card.find_element(By.CSS_SELECTOR, "audio").get_attribute("src") == f"{MP3}#t={when}"
 
 

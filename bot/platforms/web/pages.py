@@ -127,7 +127,7 @@ def notice(text: str, *, role: str = "status") -> str:
 
 
 def card_html(c: QuoteCard, *, index: int, base_url: str, query: str = "", page: int = 1,
-              heading: str = "h2") -> str:
+              heading: str = "h2", context: bool = True) -> str:
     """One answer card: the verbatim quote (matched words marked), speaker, episode, time link,
     player, Context and a permalink with "Copy link"."""
     cid = f"card-{index}"
@@ -152,7 +152,7 @@ def card_html(c: QuoteCard, *, index: int, base_url: str, query: str = "", page:
         _player(player, cid, title, c.time_label),
         '<div class="tools">',
         _play_button(player, cid, c.time_label),
-        f'<a class="context" href="{e(context_path(c, query, page))}">Context</a>',
+        f'<a class="context" href="{e(context_path(c, query, page))}">Context</a>' if context else "",
         f'<a class="permalink" href="{e(link)}">Link to this quote</a>',
         f'<button type="button" class="copy" data-link="{e(base_url.rstrip("/") + link)}" hidden>Copy link</button>',
         '<span class="copied" role="status" aria-live="polite"></span>',
@@ -215,9 +215,9 @@ def home_page(intro: str) -> str:
 
 def quote_page(c: QuoteCard, *, url: str, base_url: str) -> str:
     """A quote's permalink page, with OpenGraph and Twitter card tags so a shared link unfurls."""
-    who = c.speaker or NO_SPEAKER
+    episode = f"“{c.title or c.source_id}”"
     when = f" at {c.time_label}" if c.time_label else ""
-    title = f"{who} in “{c.title or c.source_id}”{when}"
+    title = f"{c.speaker} in {episode}{when}" if c.speaker else f"{episode}{when}"
     meta = Meta(title=title, description=c.text, url=url, image=c.thumbnail_url)
     main = card_html(c, index=1, base_url=base_url, heading="h1")
     return document(f"{title} – {SITE}", frame(main), meta=meta)
@@ -228,7 +228,7 @@ def context_page(c: QuoteCard, *, base_url: str, query: str, page: int) -> str:
     back = f'<p class="back"><a href="{e(search_href(query, page))}">Back to the answers</a></p>' if query else ""
     main = (
         f"{back}\n<h1>Context</h1>\n"
-        + card_html(c, index=1, base_url=base_url, query=query, page=page, heading="h2")
+        + card_html(c, index=1, base_url=base_url, query=query, page=page, context=False)
     )
     return document(f"Context: {c.title or c.source_id} – {SITE}", frame(main, query=query))
 
