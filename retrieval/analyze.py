@@ -15,13 +15,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import Stemmer
 
 CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{CJK_RANGES}]+|[^\W_{CJK_RANGES}]+(?:['’][^\W_{CJK_RANGES}]+)*")
-_COMPOUND = re.compile(rf"[^\W_{CJK_RANGES}]+(?:-[^\W_{CJK_RANGES}]+)+")
+# (the look-behind only skips hopeless starts inside a word: same matches, linear time)
+_COMPOUND = re.compile(rf"(?<![^\W_{CJK_RANGES}])[^\W_{CJK_RANGES}]+(?:-[^\W_{CJK_RANGES}]+)+")
 _CJK = re.compile(rf"[{CJK_RANGES}]")
 _CJK_RUN = re.compile(rf"[{CJK_RANGES}]+")
+_TOKEN_SPLIT = re.compile(f"({_TOKEN.pattern})")
 
 # Function words: frequent, carry no topic. Kept short on purpose: "why", "how", numbers
 # and negations stay searchable.
@@ -92,6 +95,82 @@ def _cjk_tokens(run: str, offset: int) -> list[Token]:
     return [Token(folded[i : i + 2], offset + i, offset + i + 2) for i in range(len(folded) - 1)]
 
 
+class TermTable:
+    """A growing vocabulary for bulk analysis: term -> id, and surface word -> id.
+
+    ``surface_id[word]`` is the term id of a word as the tokenizer matched it, -1 when its
+    term is empty, and -2 for a CJK run (expanded into bigrams by the caller). Each
+    distinct word is normalised and stemmed once.
+    """
+
+    def __init__(self, vocab: dict[str, int] | None = None) -> None:
+        self.vocab: dict[str, int] = dict(vocab or {})
+        self.stop: list[bool] = [False] * len(self.vocab)
+        for term, i in self.vocab.items():
+            self.stop[i] = term in STOP_TERMS
+        self.surface_id = _SurfaceIds(self)
+        self.gram_id = _GramIds(self)
+
+    def term_id(self, term: str) -> int:
+        i = self.vocab.get(term)
+        if i is None:
+            i = self.vocab[term] = len(self.vocab)
+            self.stop.append(term in STOP_TERMS)
+        return i
+
+    def stop_mask(self) -> np.ndarray:
+        """``mask[id]`` is True for stopword terms."""
+        return np.asarray(self.stop, dtype=bool)
+
+
+class _SurfaceIds(dict):
+    def __init__(self, table: TermTable) -> None:
+        super().__init__()
+        self._table = table
+
+    def __missing__(self, word: str) -> int:
+        if _CJK.match(word):
+            i = -2
+        else:
+            term = _word_term(word)
+            i = self._table.term_id(term) if term else -1
+        self[word] = i
+        return i
+
+
+class _GramIds(dict):
+    def __init__(self, table: TermTable) -> None:
+        super().__init__()
+        self._table = table
+
+    def __missing__(self, gram: str) -> int:
+        i = self[gram] = self._table.term_id(gram)
+        return i
+
+
+@dataclass(frozen=True, slots=True)
+class TokenArrays:
+    """A text's document tokens as arrays, in ``Analyzer.document_tokens`` order.
+
+    ``anchor`` is the start of the word each token was made from (a compound's last part,
+    an alias's first word): it never decreases, so the tokens of a span are one slice.
+    """
+
+    ids: np.ndarray  # TermTable ids
+    start: np.ndarray
+    end: np.ndarray
+    anchor: np.ndarray
+
+
+def _insert_after(base: TokenArrays, after: np.ndarray, ids: np.ndarray, start: np.ndarray,
+                  end: np.ndarray) -> TokenArrays:
+    """``base`` with extra tokens placed right after token ``after[i]`` (stable among equals)."""
+    order = np.argsort(np.concatenate([np.arange(len(base.ids)) * 2, after * 2 + 1]), kind="stable")
+    anchor = np.concatenate([base.anchor, base.anchor[after]])
+    return TokenArrays(np.concatenate([base.ids, ids])[order], np.concatenate([base.start, start])[order],
+                       np.concatenate([base.end, end])[order], anchor[order])
+
+
 class Analyzer:
     """Turns text into terms; one instance per corpus (it holds the glossary)."""
 
@@ -148,6 +227,80 @@ class Analyzer:
                     span_end = toks[i + n - 1].end
                     out.extend(Token(a, tok.start, span_end) for a in added)
         return out
+
+    def text_tokens(self, text: str, table: TermTable) -> TokenArrays:
+        """``document_tokens(text)`` for a whole text at once, as arrays of ``table`` ids.
+
+        The same tokens in the same order, made with a handful of regex and array passes
+        instead of per-token Python: each distinct word is analysed once per table.
+        """
+        parts = _TOKEN_SPLIT.split(text)  # gap, word, gap, word, ..., gap
+        lens = np.fromiter(map(len, parts), np.int64, len(parts))
+        w_end = np.cumsum(lens)[1::2]
+        w_start = w_end - lens[1::2]
+        words = parts[1::2]
+        ids = np.fromiter(map(table.surface_id.__getitem__, words), np.int64, len(words))
+        counts = (ids != -1).astype(np.int64)
+        cjk = np.flatnonzero(ids == -2)
+        runs = [fold_chinese(words[i]) for i in cjk]
+        if len(cjk):
+            counts[cjk] = [max(1, len(r) - 1) for r in runs]
+        match = np.repeat(np.arange(len(words)), counts)
+        out = TokenArrays(ids[match], w_start[match], w_end[match], w_start[match])
+        if len(cjk):
+            first = np.cumsum(counts) - counts
+            for i, run in zip(cjk.tolist(), runs, strict=True):
+                at, n = int(first[i]), int(counts[i])
+                grams = [run] if len(run) == 1 else [run[j : j + 2] for j in range(len(run) - 1)]
+                out.ids[at : at + n] = list(map(table.gram_id.__getitem__, grams))
+                out.start[at : at + n] = w_start[i] + np.arange(n)
+                out.end[at : at + n] = out.start[at : at + n] + min(2, len(run))
+        if "-" in text:
+            out = self._compounds(text, out, table, match, w_start, w_end)
+        if self._aliases and len(out.ids):
+            out = self._alias_tokens(out, table)
+        return out
+
+    @staticmethod
+    def _compounds(text: str, toks: TokenArrays, table: TermTable, match: np.ndarray,
+                   w_start: np.ndarray, w_end: np.ndarray) -> TokenArrays:
+        found = list(_COMPOUND.finditer(text))
+        if not found:
+            return toks
+        ends = np.asarray([m.end() for m in found], np.int64)
+        word = np.searchsorted(w_end, ends)  # the word each compound ends with
+        # placed after every token made from that word and the words before it
+        before = np.searchsorted(match, word, side="right")
+        ids = np.asarray([table.term_id(_word_term(m.group(0).replace("-", ""))) for m in found], np.int64)
+        starts = np.asarray([m.start() for m in found], np.int64)
+        order = np.argsort(np.concatenate([np.arange(len(toks.ids)) * 2, before * 2 - 1]), kind="stable")
+        return TokenArrays(np.concatenate([toks.ids, ids])[order], np.concatenate([toks.start, starts])[order],
+                           np.concatenate([toks.end, ends])[order],
+                           np.concatenate([toks.anchor, w_start[word]])[order])
+
+    def _alias_tokens(self, toks: TokenArrays, table: TermTable) -> TokenArrays:
+        after, add, starts, ends = [], [], [], []
+        seq = toks.ids
+        for key, canon in self._aliases.items():
+            key_ids = [table.vocab.get(t, -9) for t in key]
+            if -9 in key_ids or len(key) > len(seq):
+                continue  # a word of the alias never occurs in this table's texts
+            hits = np.flatnonzero(seq[: len(seq) - len(key) + 1] == key_ids[0])
+            for j, k in enumerate(key_ids[1:], 1):
+                hits = hits[seq[hits + j] == k]
+            for i in hits.tolist():
+                for c in canon:
+                    after.append((i, len(key)))
+                    add.append(table.term_id(c))
+                    starts.append(int(toks.start[i]))
+                    ends.append(int(toks.end[i + len(key) - 1]))
+        if not add:
+            return toks
+        order = sorted(range(len(add)), key=lambda x: after[x])  # by token, then alias length
+        pos = np.asarray([after[x][0] for x in order], np.int64)
+        pick = np.asarray(order, np.int64)
+        return _insert_after(toks, pos, np.asarray(add, np.int64)[pick], np.asarray(starts, np.int64)[pick],
+                             np.asarray(ends, np.int64)[pick])
 
     def query_terms(self, query: str) -> list[str]:
         """Content terms of a question: scaffolding, speaker names and stopwords dropped.

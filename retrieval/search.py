@@ -8,21 +8,18 @@ result is a different moment.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
 from retrieval.analyze import Analyzer
-from retrieval.corpus import fingerprint, load_corpus, read_manifest, stamp
-from retrieval.formats import TranscriptError
-from retrieval.index import FORMAT_VERSION, BM25Params, Index, IndexStore, build
+from retrieval.corpus import read_manifest
+from retrieval.index import Index
 from retrieval.links import moment_url
 from retrieval.model import Hit, Passage, SourceInfo
 
@@ -357,82 +354,17 @@ def _sentence_end(text: str, hi: int, limit: int) -> int:
     return hi if hi == len(text) else limit
 
 
-# --- opening a corpus -------------------------------------------------------------------
+# --- opening a corpus: retrieval.library, re-exported for callers of this module ---------
 
+from retrieval.library import (  # noqa: E402
+    analyzer_for,
+    build_and_publish,
+    corpus_fingerprint,
+    default_index_dir,
+    open_searcher,
+)
 
-def default_index_dir(corpus_dir: Path, cache_root: Path) -> Path:
-    """Where the index of a corpus folder lives by default."""
-    key = hashlib.sha256(str(corpus_dir.resolve()).encode()).hexdigest()[:12]
-    return cache_root / "index" / key
-
-
-Extra = Callable[[Index, Path], None]
-
-
-def build_and_publish(corpus_dir: Path, manifest: Path | None, store: IndexStore,
-                      progress: Callable[[int, int], None] | None = None, extras: tuple[Extra, ...] = ()) -> Index:
-    """Parse and index the corpus, then swap the new build in. Raises TranscriptError.
-
-    Each of ``extras`` may write more files (e.g. embeddings) into the new build's folder
-    before it goes live, so they are always in step with the index.
-    """
-    corpus = load_corpus(corpus_dir, manifest, salt=_salt())
-    if corpus.left_out:  # until per-source indexing: a broken file still stops the build
-        raise corpus.left_out[0]
-    analyzer = Analyzer(corpus.glossary, corpus.speaker_names())
-    index = build(corpus, analyzer, BM25Params(), progress)
-    store.publish(index, extras)
-    return store.load()
-
-
-def open_searcher(corpus_dir: Path, manifest: Path | None, index_dir: Path,
-                  progress: Callable[[int, int], None] | None = None, extras: tuple[Extra, ...] = (),
-                  factory: Callable[..., Searcher] | None = None) -> Searcher:
-    """A Searcher over ``corpus_dir``, building or rebuilding its saved index as needed.
-
-    If the corpus changed but no longer parses, the previous index is used and the error
-    is logged; with no previous index the TranscriptError propagates. ``extras`` write
-    files beside a new build; ``factory`` makes the Searcher (a subclass, for hybrid mode).
-    """
-    store = IndexStore(index_dir)
-    checked: list[tuple] = []  # the file stamp last checked: unchanged files are not hashed again
-
-    def current() -> tuple[Index, Analyzer] | None:
-        now = stamp(corpus_dir, manifest)
-        if checked and checked[-1] == now:
-            return None
-        try:
-            if store.live_fingerprint() == corpus_fingerprint(corpus_dir, manifest):
-                return None
-            index = build_and_publish(corpus_dir, manifest, store, progress, extras)
-            return index, _analyzer_for(index)
-        finally:
-            checked[:] = [now]  # a broken corpus is reported once, not on every check
-
-    try:
-        fresh = current()
-    except TranscriptError as e:
-        if store.live_fingerprint() is None:
-            raise
-        log.error("transcript error, still serving the previous index: %s", e)
-        fresh = None
-    if fresh is None:
-        index = store.load()
-        fresh = (index, _analyzer_for(index))
-    return (factory or Searcher)(*fresh, refresh=current)
-
-
-def _analyzer_for(index: Index) -> Analyzer:
-    return Analyzer(index.glossary, index.meta["speaker_names"])
-
-
-def corpus_fingerprint(corpus_dir: Path, manifest: Path | None) -> str:
-    """The fingerprint an index of this corpus, built by this code, carries."""
-    return fingerprint(corpus_dir, manifest, _salt())
-
-
-def _salt() -> str:
-    return f"{FORMAT_VERSION}/{ANALYZER_VERSION}"
+_analyzer_for = analyzer_for  # (benchmarks/hybrid_speed.py)
 
 
 __all__ = ["Searcher", "build_and_publish", "default_index_dir", "open_searcher", "read_manifest"]

@@ -1,0 +1,329 @@
+"""A corpus folder's index on disk: built, updated source by source, refreshed while serving.
+
+``update_index`` compares the folder with the live generation: a file whose size and
+modification time are unchanged keeps its recorded content hash; a file whose content key
+(content hash + source id) is unchanged is carried over as it is; only new and changed
+files are parsed and analysed. A file that no longer parses is left out and listed, and
+its last good version, if any, stays in the index. Global statistics are recomputed for
+every generation, so scores always equal those of a full rebuild.
+
+``open_searcher`` gives a Searcher that refreshes itself from the folder (and from
+generations other processes publish into the same index folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from retrieval.analyze import Analyzer, TermTable
+from retrieval.corpus import CorpusScan, SourceFile, load_source, read_manifest, scan_corpus
+from retrieval.formats import TranscriptError
+from retrieval.index import (
+    FORMAT_VERSION,
+    BM25Params,
+    Carried,
+    Index,
+    IndexStore,
+    Sink,
+    generation_meta,
+    load,
+    write_generation,
+)
+from retrieval.segments import analyse_source, analysis_key
+
+if TYPE_CHECKING:
+    from retrieval.search import Searcher
+
+log = logging.getLogger(__name__)
+
+Extra = Callable[[Index, Path], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A build's progress: ``stage`` is "files" (parsed and analysed, of ``total``),
+    "passages" (made so far; ``total`` 0) or "embedding" (extras, ``done`` of ``total``)."""
+
+    stage: str
+    done: int
+    total: int
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass(slots=True)
+class BuildReport:
+    """What ``update_index`` did."""
+
+    index: Index
+    built: bool  # False when the live generation was already up to date
+    analysed: int = 0  # files parsed and analysed
+    reused: int = 0  # sources carried over unchanged
+    seconds: float = 0.0
+    left_out: list[str] = field(default_factory=list)  # "file:line: reason", one per broken file
+    unsupported: list[str] = field(default_factory=list)
+
+
+def default_index_dir(corpus_dir: Path, cache_root: Path) -> Path:
+    """Where the index of a corpus folder lives by default."""
+    key = hashlib.sha256(str(corpus_dir.resolve()).encode()).hexdigest()[:12]
+    return cache_root / "index" / key
+
+
+def analyzer_for(index: Index) -> Analyzer:
+    """The query analyzer of an index (its glossary and speaker names)."""
+    return Analyzer(index.glossary, index.meta["speaker_names"])
+
+
+def _analysis(glossary: dict[str, tuple[str, ...]], params: BM25Params) -> str:
+    from retrieval.search import ANALYZER_VERSION
+
+    return analysis_key(f"{FORMAT_VERSION}/{ANALYZER_VERSION}/{params}", glossary)
+
+
+@dataclass(slots=True)
+class _State:
+    """The folder as checked now: per file its stamp and content key."""
+
+    scan: CorpusScan
+    analysis: str
+    checked: dict[str, dict]  # name -> {"stamp", "key"}
+    fingerprint: str
+
+
+def _state(scan: CorpusScan, previous: dict[str, dict], params: BM25Params) -> _State:
+    akey = _analysis(scan.manifest.glossary, params)
+    checked: dict[str, dict] = {}
+    for f in scan.files:
+        stamp = [list(s) for s in f.stamp()]
+        entry = hashlib.sha256(f"{f.entry!r}\0{f.source_id}".encode()).hexdigest()[:16]
+        prev = previous.get(f.name)
+        if prev is not None and prev["stamp"] == stamp and prev.get("entry") == entry:
+            checked[f.name] = prev  # same size, time and manifest entry: not read again
+            continue
+        key = hashlib.sha256(f"{f.content_hash()}\0{f.source_id}".encode()).hexdigest()[:24]
+        checked[f.name] = {"stamp": stamp, "key": key, "entry": entry}
+    h = hashlib.sha256(akey.encode())
+    for name in sorted(checked):
+        h.update(f"\0{name}\1{checked[name]['key']}".encode())
+    h.update(json.dumps(scan.manifest.speaker_aliases, sort_keys=True, ensure_ascii=False).encode())
+    h.update(json.dumps(sorted(scan.unsupported)).encode())
+    return _State(scan, akey, checked, h.hexdigest()[:24])
+
+
+def check(corpus_dir: Path, manifest: Path | None, store: IndexStore, params: BM25Params | None = None) -> bool:
+    """Whether the live generation is up to date with the folder (cheap: stats, hashes only changed files)."""
+    meta = store.live_meta()
+    if meta is None:
+        return False
+    state = _state(scan_corpus(corpus_dir, manifest), meta.get("checked", {}), params or BM25Params())
+    return state.fingerprint == meta["fingerprint"]
+
+
+def update_index(corpus_dir: Path, manifest: Path | None, store: IndexStore, progress: ProgressFn | None = None,
+                 extras: tuple[Extra, ...] = (), force: bool = False, params: BM25Params | None = None
+                 ) -> BuildReport:
+    """Bring the store's live generation up to date with the folder; returns the live Index.
+
+    With ``force`` every file is parsed and analysed again. Raises TranscriptError when
+    the folder does not exist or when no source at all could be indexed.
+    """
+    params = params or BM25Params()
+    t0 = time.perf_counter()
+    with store.build_lock():
+        live = None
+        if not force:
+            try:
+                live = store.load()
+            except (OSError, ValueError, RuntimeError):
+                live = None
+        scan = scan_corpus(corpus_dir, manifest)
+        state = _state(scan, live.meta.get("checked", {}) if live else {}, params)
+        if live is not None and live.fingerprint == state.fingerprint:
+            return BuildReport(live, False, reused=len(live.sources), left_out=list(live.meta.get("left_out", [])),
+                               unsupported=list(scan.unsupported))
+        reuse = live if live is not None and live.meta.get("analysis") == state.analysis else None
+        report = _build(state, reuse, store, progress, extras, params)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _build(state: _State, reuse: Index | None, store: IndexStore, progress: ProgressFn | None,
+           extras: tuple[Extra, ...], params: BM25Params) -> BuildReport:
+    scan = state.scan
+    old = {s["name"]: i for i, s in enumerate(reuse.meta["sources"])} if reuse else {}
+    old_keys = {s["name"]: s["key"] for s in reuse.meta["sources"]} if reuse else {}
+    carry: list[int] = []
+    todo: list[SourceFile] = []
+    left_out: list[str] = [str(p) for p in scan.problems]
+    for f in scan.files:
+        key = state.checked[f.name]["key"]
+        if old_keys.get(f.name) == key:
+            carry.append(old[f.name])
+        else:
+            todo.append(f)
+    carry.sort()
+    table = TermTable(reuse.vocab if reuse else None)
+    speakers = list(reuse.speakers) if reuse else []
+    analyzer = Analyzer(scan.manifest.glossary)
+    analysed = [0]
+    passages = [0]
+
+    def fresh():
+        for i, f in enumerate(todo):
+            try:
+                t = load_source(f, scan.manifest)
+            except TranscriptError as e:
+                left_out.append(str(e))
+                if f.name in old:  # its last good version stays
+                    kept.append(old[f.name])
+                continue
+            finally:
+                if progress:
+                    progress(Progress("files", len(carry) + i + 1, len(scan.files)))
+            analysed[0] += 1
+            yield analyse_source(t, analyzer, table, state.checked[f.name]["key"], f.name)
+
+    kept: list[int] = []
+    # broken files are found while writing; parse them first so their old versions are carried in order
+    segs = list(fresh()) if todo else []
+    carry = sorted(set(carry) | set(kept))
+    if progress:
+        progress(Progress("files", len(scan.files), len(scan.files)))
+    if not carry and not segs:
+        if left_out:
+            raise TranscriptError(*_split_error(left_out[0]))
+        raise TranscriptError(str(scan.files[0].path.parent) if scan.files else "corpus", 0,
+                              "no transcript files in this folder")
+    tmp = store.new_folder()
+    try:
+        sink = Sink(tmp)
+
+        def step(n: int) -> None:
+            passages[0] += n
+            if progress:
+                progress(Progress("passages", passages[0], 0))
+
+        sources, _ = write_generation(sink, Carried(reuse, carry) if reuse and carry else None, iter(segs), table,
+                                      speakers, params, step)
+        del segs
+        dtypes = sink.finish()
+        names = [n for s in sources for n in s["info"]["speakers"]]
+        names += [a for aliases in scan.manifest.speaker_aliases.values() for a in aliases]
+        meta = generation_meta(sources, table, speakers, params, state.fingerprint, scan.manifest.glossary,
+                     list(dict.fromkeys(names)), dtypes,
+                     {"analysis": state.analysis, "checked": state.checked, "left_out": left_out})
+        (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        (tmp / "lease").touch()
+        built = load(tmp)
+        for i, extra in enumerate(extras):
+            if progress:
+                progress(Progress("embedding", i, len(extras)))
+            extra(built, tmp)
+        if extras and progress:
+            progress(Progress("embedding", len(extras), len(extras)))
+        del built
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    store.commit(tmp, state.fingerprint)
+    return BuildReport(store.load(), True, analysed=analysed[0], reused=len(carry), left_out=left_out,
+                       unsupported=list(scan.unsupported))
+
+
+def _split_error(text: str) -> tuple[str, int, str]:
+    path, _, rest = text.partition(":")
+    line, _, reason = rest.partition(":")
+    return (path, int(line), reason.strip()) if line.isdigit() else (text, 0, "cannot be indexed")
+
+
+def build_and_publish(corpus_dir: Path, manifest: Path | None, store: IndexStore,
+                      progress: ProgressFn | None = None, extras: tuple[Extra, ...] = ()) -> Index:
+    """Bring the index up to date (source by source) and return the live Index. Raises TranscriptError.
+
+    Each of ``extras`` may write more files (e.g. embeddings) into a new build's folder
+    before it goes live, so they are always in step with the index.
+    """
+    return update_index(corpus_dir, manifest, store, progress, extras).index
+
+
+def open_searcher(corpus_dir: Path, manifest: Path | None, index_dir: Path,
+                  progress: ProgressFn | None = None, extras: tuple[Extra, ...] = (),
+                  factory: Callable[..., Searcher] | None = None) -> Searcher:
+    """A Searcher over ``corpus_dir``, building or updating its saved index as needed.
+
+    Its ``refresh()`` updates the index when files changed (only those are analysed) and
+    picks up generations other processes published into the same folder. Broken files are
+    logged once each and left out; their last good version keeps being served. With no
+    index to serve at all the TranscriptError propagates. ``extras`` write files beside a
+    new build; ``factory`` makes the Searcher (a subclass, for hybrid mode).
+    """
+    from retrieval.search import Searcher
+
+    store = IndexStore(index_dir)
+    reported: set[str] = set()
+    serving: list[str] = []
+
+    def announce(report: BuildReport) -> None:
+        for line in report.left_out:
+            if line not in reported:
+                reported.add(line)
+                log.error("left out of the index: %s", line)
+        for path in report.unsupported:
+            if path not in reported:
+                reported.add(path)
+                log.warning("not a transcript, ignored: %s", path)
+
+    def current() -> tuple[Index, Analyzer] | None:
+        meta = store.live_meta()
+        if meta is not None:
+            state = _state(scan_corpus(corpus_dir, manifest), meta.get("checked", {}), BM25Params())
+            if state.fingerprint == meta["fingerprint"]:
+                if serving and serving[0] == meta["fingerprint"]:
+                    return None
+                index = store.load()  # published by another process (or at start)
+                serving[:] = [index.fingerprint]
+                return index, analyzer_for(index)
+        report = update_index(corpus_dir, manifest, store, progress, extras)
+        announce(report)
+        if serving and serving[0] == report.index.fingerprint:
+            return None
+        serving[:] = [report.index.fingerprint]
+        return report.index, analyzer_for(report.index)
+
+    try:
+        fresh = current()
+    except TranscriptError as e:
+        if store.live_meta() is None:
+            raise
+        log.error("transcript error, still serving the previous index: %s", e)
+        fresh = None
+    if fresh is None:
+        index = store.load()
+        serving[:] = [index.fingerprint]
+        fresh = (index, analyzer_for(index))
+    if fresh[0].meta.get("left_out") and not reported:
+        for line in fresh[0].meta["left_out"]:
+            reported.add(line)
+            log.error("left out of the index: %s", line)
+    return (factory or Searcher)(*fresh, refresh=current)
+
+
+def corpus_fingerprint(corpus_dir: Path, manifest: Path | None, store: IndexStore | None = None) -> str:
+    """The fingerprint an up-to-date index of this corpus carries."""
+    meta = store.live_meta() if store is not None else None
+    return _state(scan_corpus(corpus_dir, manifest), (meta or {}).get("checked", {}),
+                  BM25Params()).fingerprint
+
+
+__all__ = ["BuildReport", "Progress", "analyzer_for", "build_and_publish", "check", "corpus_fingerprint",
+           "default_index_dir", "open_searcher", "read_manifest", "update_index"]

@@ -1,0 +1,135 @@
+"""One transcript analysed: its passages, their tokens and postings, ready to merge.
+
+A ``SourceSegment`` is what an index build keeps per source. It is made once per content
+key (the file's content hash plus the analysis settings) and carried unchanged into later
+builds while the file does not change, so an unchanged source is never analysed again.
+
+The whole joined text of a source is analysed in one pass (``Analyzer.text_tokens``);
+each passage's tokens are then a slice of it. A passage whose edge falls inside a token
+(a hyphenated compound, a glossary alias or a CJK run cut at the edge) is analysed on its
+own instead, so every passage gets exactly ``Analyzer.document_tokens(passage.text)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from retrieval.analyze import Analyzer, TermTable
+from retrieval.model import Passage, SourceInfo, Transcript
+from retrieval.segment import segment
+
+
+@dataclass(slots=True)
+class SourceSegment:
+    """A source's passages as arrays; term ids are those of the build's ``TermTable``."""
+
+    info: SourceInfo
+    key: str
+    name: str  # the file, relative to the corpus folder ('' when not from a folder)
+    text: str  # the joined text passages are spans of
+    quotes: list[Passage]
+    speakers: list[str | None]  # per passage
+    cstart: np.ndarray
+    cend: np.ndarray
+    start: np.ndarray  # seconds, NaN when untimed
+    pos: np.ndarray
+    doc_len: np.ndarray  # non-stopword tokens per passage
+    tok_ptr: np.ndarray  # local: tok_ptr[0] == 0
+    tok_ids: np.ndarray  # -1 for stopwords
+    tok_cs: np.ndarray  # token spans inside their passage
+    tok_ce: np.ndarray
+    blob: bytes  # passage texts, UTF-8, one after another
+    text_ptr: np.ndarray  # local byte offsets into ``blob``
+    post_term: np.ndarray  # postings of this source: term, local passage, tf; by term then passage
+    post_doc: np.ndarray
+    post_tf: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.cstart)
+
+
+def analysis_key(analyzer_version: str, glossary: dict[str, tuple[str, ...]]) -> str:
+    """What document analysis depends on besides a file's content: code version and glossary."""
+    h = hashlib.sha256(analyzer_version.encode())
+    for term in sorted(glossary):
+        h.update(b"\0" + term.encode() + b"\1" + "\1".join(glossary[term]).encode())
+    return h.hexdigest()[:16]
+
+
+def analyse_source(t: Transcript, analyzer: Analyzer, table: TermTable, key: str = "", name: str = "") -> SourceSegment:
+    """Segment and analyse one transcript."""
+    seg = segment(t)
+    text, passages = seg.text, seg.passages
+    info = SourceInfo(t.source_id, t.title, t.url, t.date, t.speakers, t.description, t.timing != "none")
+    n = len(passages)
+    cs = np.fromiter((p.char_start for p in passages), np.int64, n)
+    ce = np.fromiter((p.char_end for p in passages), np.int64, n)
+    toks = analyzer.text_tokens(text, table)
+    ids, t_start, t_end = toks.ids, toks.start, toks.end
+    lo = np.searchsorted(toks.anchor, cs, side="left")
+    hi = np.searchsorted(toks.anchor, ce, side="left")
+    counts = hi - lo
+    total = int(counts.sum())
+    first = np.cumsum(counts) - counts
+    take = np.repeat(lo - first, counts) + np.arange(total)
+    base = np.repeat(cs, counts)
+    p_ids, p_cs, p_ce = ids[take], t_start[take] - base, t_end[take] - base
+    dirty = _edges_inside_tokens(cs, ce, t_start, t_end)
+    if dirty:
+        pieces = []
+        for d in range(n):
+            if d in dirty:
+                own = analyzer.document_tokens(passages[d].text)
+                pieces.append((np.asarray([table.term_id(x.term) for x in own], np.int64),
+                               np.asarray([x.start for x in own], np.int64),
+                               np.asarray([x.end for x in own], np.int64)))
+            else:
+                s, e = int(first[d]), int(first[d] + counts[d])
+                pieces.append((p_ids[s:e], p_cs[s:e], p_ce[s:e]))
+        counts = np.asarray([len(p[0]) for p in pieces], np.int64)
+        p_ids = np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, np.int64)
+        p_cs = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, np.int64)
+        p_ce = np.concatenate([p[2] for p in pieces]) if pieces else np.zeros(0, np.int64)
+    stop = table.stop_mask()
+    is_stop = stop[p_ids] if len(p_ids) else np.zeros(0, bool)
+    tok_ids = np.where(is_stop, -1, p_ids).astype(np.int32)
+    doc_of = np.repeat(np.arange(n, dtype=np.int64), counts)
+    content = ~is_stop
+    doc_len = np.bincount(doc_of[content], minlength=n).astype(np.int32)
+    keys = p_ids[content] * max(1, n) + doc_of[content]
+    uniq, tf = np.unique(keys, return_counts=True)
+    tok_ptr = np.zeros(n + 1, np.int64)
+    np.cumsum(counts, out=tok_ptr[1:])
+    encoded = [p.text.encode("utf-8") for p in passages]
+    text_ptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, encoded), np.int64, n), out=text_ptr[1:])
+    return SourceSegment(
+        info=info, key=key, name=name, text=text, quotes=seg.quotes,
+        speakers=[p.speaker for p in passages],
+        cstart=cs, cend=ce,
+        start=np.fromiter((math.nan if p.start is None else p.start for p in passages), np.float64, n),
+        pos=np.fromiter((p.position for p in passages), np.float32, n),
+        doc_len=doc_len, tok_ptr=tok_ptr, tok_ids=tok_ids, tok_cs=p_cs, tok_ce=p_ce,
+        blob=b"".join(encoded), text_ptr=text_ptr,
+        post_term=(uniq // max(1, n)).astype(np.int32), post_doc=(uniq % max(1, n)).astype(np.int32),
+        post_tf=tf.astype(np.uint16),
+    )
+
+
+def _edges_inside_tokens(cs: np.ndarray, ce: np.ndarray, t_start: np.ndarray, t_end: np.ndarray) -> set[int]:
+    """Passages with an edge strictly inside some token of the whole-text analysis."""
+    edges = np.unique(np.concatenate([cs, ce]))
+    inside = np.searchsorted(edges, t_start, side="right") < np.searchsorted(edges, t_end, side="left")
+    crossing = np.flatnonzero(inside)
+    out: set[int] = set()
+    for i in crossing.tolist():
+        s, e = int(t_start[i]), int(t_end[i])
+        for arr in (cs, ce):
+            a, b = np.searchsorted(arr, s, side="right"), np.searchsorted(arr, e, side="left")
+            out.update(range(int(a), int(b)))
+    return out
