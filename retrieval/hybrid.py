@@ -35,13 +35,14 @@ import numpy as np
 
 from retrieval.analyze import Analyzer
 from retrieval.index import Index
-from retrieval.search import Extra, RankParams, Searcher, _extend, _top
+from retrieval.rank import RankParams, extend, lexical_evidence, top
+from retrieval.search import Extra, QueryPlan, Ranked, Searcher, weighted_scores
 from retrieval.segment import CJK, SENTENCE_END
 from retrieval.semantic import Embedder
 
 log = logging.getLogger(__name__)
 
-UNITS_VERSION = 2
+UNITS_VERSION = 3
 _WORDISH = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|\S+")
 _ARRAYS = ("unit_src", "unit_cstart", "unit_cend", "pair_unit", "pair_doc", "unit_vecs", "doc_vecs")
 
@@ -130,7 +131,7 @@ def _sentences(text: str, lo: int, hi: int, max_units: float) -> list[tuple[int,
 
 def shown_ends(index: Index, show_chars: int) -> np.ndarray:
     """Where each passage's quote ends as the searcher shows it (run on to whole sentences)."""
-    return np.asarray([_extend(index, index.passage(d), show_chars).char_end for d in range(index.size)], np.int64)
+    return np.asarray([extend(index, index.passage(d), show_chars).char_end for d in range(index.size)], np.int64)
 
 
 def build_units(index: Index, unit_words: float, ends: np.ndarray | None = None) -> Units:
@@ -287,21 +288,22 @@ def embedding_extra(embedder: Embedder, params: HybridParams | None = None) -> E
 # --- searcher ------------------------------------------------------------------------------
 
 
-class HybridSearcher(Searcher):
-    """A Searcher whose candidates come from BM25 and from sentence embeddings."""
+class HybridRanker:
+    """Candidates from BM25 and from sentence embeddings, pooled; final = (1 - w) * scaled lexical + w * cosine.
+
+    Holds the embedder and the vectors of the index it last saw (loaded from the build
+    folder, else computed and saved there).
+    """
 
     mode = "hybrid"
 
-    def __init__(self, index: Index, analyzer: Analyzer, rank: RankParams | None = None,
-                 refresh: Callable[[], tuple[Index, Analyzer] | None] | None = None, *,
-                 embedder: Embedder, params: HybridParams | None = None) -> None:
-        super().__init__(index, analyzer, rank, refresh)
+    def __init__(self, embedder: Embedder, params: HybridParams | None = None, rank: RankParams | None = None) -> None:
         self.embedder = embedder
-        self.params = params or HybridParams(show_chars=self.rank.show_chars)
+        self.rank_params = rank or RankParams()
+        self.params = params or HybridParams(show_chars=self.rank_params.show_chars)
         self._sem_lock = threading.Lock()
         self._sem: tuple[Index, SemanticIndex] | None = None
         self._blas_limit = _one_blas_thread()
-        self.semantic_for(index)
 
     def describe(self) -> str:
         return f"hybrid (BM25 + {self.embedder.info.name}, {self.embedder.dim}-d)"
@@ -324,33 +326,49 @@ class HybridSearcher(Searcher):
             self._sem = (index, sem)
             return sem
 
-    def rank_candidates(self, index: Index, query: str, terms: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
-        """BM25 and semantic top candidates, pooled; final = (1 - w) * scaled lexical + w * cosine."""
-        if not index.size or not query.strip():
-            return np.zeros(0, np.int64), np.zeros(0)
+    def rank(self, index: Index, plan: QueryPlan, depth: int) -> Ranked:
+        """BM25 and semantic top candidates, pooled and fused."""
+        if not index.size or not plan.text.strip():
+            return Ranked(np.zeros(0, np.int64), np.zeros(0))
         # NumPy's BLAS threads and torch's OpenMP threads spin against each other when they
         # take turns on two cores (a query then took 35 ms instead of 15): one BLAS thread here.
         with self._blas_limit():
-            return self._fuse(index, query, terms, depth)
+            return self._fuse(index, plan, depth)
 
-    def _fuse(self, index: Index, query: str, terms: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
+    def _fuse(self, index: Index, plan: QueryPlan, depth: int) -> Ranked:
         p = self.params
-        vector = self.embedder.embed_query(without_speakers(query, tuple(index.meta["speaker_names"])))
+        text = without_speakers(plan.semantic_text, tuple(index.meta["speaker_names"]))
+        vector = self.embedder.embed_query(text)
         cosine = self.semantic_for(index).passage_scores(vector, p.unit_share)
-        ids = index.term_ids(terms)
-        bm25 = index.scores(ids) if ids else np.zeros(index.size, np.float32)
+        ids = plan.ids
+        bm25 = weighted_scores(index, plan) if ids else np.zeros(index.size, np.float32)
         sem_top = np.argpartition(-cosine, p.depth)[: p.depth] if index.size > p.depth else np.arange(index.size)
-        cand = np.union1d(_top(bm25, max(depth, p.depth)), sem_top).astype(np.int64)
-        lex = self._rerank(index, ids, cand, bm25[cand]) if ids else np.zeros(len(cand))
+        cand = np.union1d(top(bm25, max(depth, p.depth)), sem_top).astype(np.int64)
+        lex = (lexical_evidence(index, ids, cand, bm25[cand], self.rank_params, plan.weights) if ids
+               else np.zeros(len(cand)))
         idf = index.a["idf"]
-        scale = p.lex_scale * sum(float(idf[t]) for t in set(ids))
+        scale = p.lex_scale * sum(float(idf[t]) * plan.weights.get(t, 1.0) for t in set(ids))
         lex_n = np.minimum(1.0, lex / scale) if scale > 0 else np.zeros(len(cand))
         w = p.sem_weight
-        if _mostly_cjk(query) and not self.embedder.cross_lingual:
+        if _mostly_cjk(plan.text) and not self.embedder.cross_lingual:
             w = p.cjk_sem_weight
         cos = cosine[cand].astype(np.float64)
         keep = (lex > 0) | (cos >= p.min_cosine)
-        return cand[keep], ((1.0 - w) * lex_n + w * cos)[keep]
+        stats = {"mean": float(cosine.mean()), "std": float(cosine.std()), "max": float(cosine.max())}
+        return Ranked(cand[keep], ((1.0 - w) * lex_n + w * cos)[keep], cos[keep], stats)
+
+
+def HybridSearcher(index: Index, analyzer: Analyzer, rank: RankParams | None = None,
+                   refresh: Callable[[], tuple[Index, Analyzer] | None] | None = None, *,
+                   embedder: Embedder, params: HybridParams | None = None) -> Searcher:
+    """A Searcher ranking with a HybridRanker (the ``factory`` signature of ``open_searcher``).
+
+    The vectors of ``index`` are loaded (or computed) now, so the first query is fast.
+    """
+    rank = rank or RankParams()
+    ranker = HybridRanker(embedder, params, rank)
+    ranker.semantic_for(index)
+    return Searcher(index, analyzer, rank, refresh, ranker=ranker)
 
 
 @functools.lru_cache(maxsize=16)

@@ -166,12 +166,12 @@ def test_hybrid_keeps_exact_words_on_top_and_pages_like_lexical(topic_corpus, tm
     assert [h.text for h in second] == [h.text for h in first[1:2]]
     assert hybrid.search("   ", k=3) == []  # as lexical: a blank query finds nothing
     # English-only model: Chinese queries lean on the CJK bigram index (cjk_sem_weight)
-    assert hybrid.embedder.cross_lingual is False
+    assert hybrid.ranker.embedder.cross_lingual is False
 
 
 def test_units_smaller_than_passages_change_the_ranking_scores(topic_corpus, tmp_path, embedder):
     whole = _hybrid(topic_corpus, tmp_path / "a", embedder)
-    whole.params = HybridParams(unit_share=0.0)
+    whole.ranker.params = HybridParams(unit_share=0.0)
     blended = _hybrid(topic_corpus, tmp_path / "b", embedder)
     query = "how many hours of rest does he get each night"
     assert "protect my sleep" in whole.search(query, k=1)[0].text

@@ -8,7 +8,8 @@ from retrieval.analyze import Analyzer
 from retrieval.corpus import Corpus
 from retrieval.index import build
 from retrieval.model import Transcript, Utterance
-from retrieval.search import Searcher, _smooth
+from retrieval.rank import smooth
+from retrieval.search import Searcher
 
 SENTENCES = [f"Sentence number {i} talks about topic{i} at some length here." for i in range(40)]
 
@@ -27,7 +28,7 @@ def test_neighbours_lend_a_share_of_their_score_within_one_source():
     per_source = index.size // 2
     cand = np.array([per_source, 0, 1, per_source - 1])
     final = np.array([16.0, 1.0, 2.0, 8.0])
-    out = _smooth(index, cand, final, 0.5)
+    out = smooth(index, cand, final, 0.5)
     # 0 borrows from 1, 1 from 0 (2 is no candidate); the last window of source a and the
     # first of source b are not neighbours.
     np.testing.assert_allclose(out, [16.0, 1.0 + 1.0, 2.0 + 0.5, 8.0])
@@ -47,7 +48,8 @@ def test_results_are_distinct_moments_and_run_on_to_whole_sentences():
 
 
 def test_stored_highlights_match_a_fresh_analysis_of_the_shown_text(tmp_path):
-    from retrieval.search import _merge, open_searcher
+    from retrieval.rank import merge_spans
+    from retrieval.search import open_searcher
     from tests.conftest import BUNDLED, ROOT
 
     s = open_searcher(BUNDLED, ROOT / "config" / "corpus.toml", tmp_path / "ix")
@@ -55,5 +57,5 @@ def test_stored_highlights_match_a_fresh_analysis_of_the_shown_text(tmp_path):
         terms = set(s.analyzer.query_terms(query))
         for hit in s.search(query, k=5):
             fresh = [(t.start, t.end) for t in s.analyzer.document_tokens(hit.text) if t.term in terms]
-            assert hit.highlights == _merge(fresh), (query, hit.text[:80])
+            assert hit.highlights == merge_spans(fresh), (query, hit.text[:80])
             assert hit.highlights  # every hit shows why it matched

@@ -1,0 +1,99 @@
+"""Search behaviour a user notices, lexical mode: abstaining, speakers, misspellings, quotes that keep to one turn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from retrieval.retriever import Retriever
+from retrieval.search import Searcher, open_searcher
+
+HOST, GUEST, OTHER = "Ann Lee", "Bob Stone", "Cara Diaz"
+
+INTERVIEW = [
+    ("host", "Welcome back to the show. Today I talk with Bob Stone and Cara Diaz about gardens, tomatoes and "
+             "compost, and about the bakery Bob opened last spring."),
+    ("guest", "Thanks for having me. I have been growing tomatoes on my balcony for ten years now."),
+    ("host", "So what is the secret to keeping tomatoes healthy through a hot summer?"),
+    ("guest", "Water them deeply in the early morning, mulch the soil with straw, and never let the leaves stay "
+              "wet overnight, because that invites blight. I also pinch off the suckers every week."),
+    ("other", "For me compost matters more than anything. I turn my compost pile every Sunday and it feeds the "
+              "tomatoes better than any fertiliser from the shop."),
+    ("host", "Cara, you also bake bread, right?"),
+    ("other", "Yes, sourdough mostly. I feed the starter twice a day and bake on Saturdays with a long cold "
+              "proof in the fridge overnight."),
+    ("guest", "My bakery uses a rye starter that my grandmother kept alive in Warsaw for thirty years. We "
+              "still feed it with the same dark rye flour."),
+    ("host", "Did anything go wrong in the first year of the bakery?"),
+    ("guest", "The oven broke in the second week and we baked in a borrowed kitchen for a month. I learned "
+              "to keep a spare thermostat on the shelf."),
+    ("host", "Let us talk about Kubernetes clusters for a second, because listeners keep asking."),
+    ("guest", "Honestly I know nothing about that, I grow vegetables and bake bread."),
+]
+
+
+def write_interview(folder: Path) -> Path:
+    """One episode with three named speakers, written as tagged turns with a manifest."""
+    folder.mkdir(parents=True)
+    text = " ".join(f"- [{tag}] {line}" for tag, line in INTERVIEW)
+    (folder / "garden.txt").write_text(text + "\n", encoding="utf-8")
+    (folder / "corpus.toml").write_text(
+        '[[source]]\nfile = "garden.txt"\nid = "garden"\ntitle = "Gardens and bread"\n\n'
+        f'[source.speaker_tags]\nhost = "{HOST}"\nguest = "{GUEST}"\nother = "{OTHER}"\n',
+        encoding="utf-8",
+    )
+    return folder
+
+
+@pytest.fixture
+def searcher(tmp_path) -> Searcher:
+    corpus = write_interview(tmp_path / "corpus")
+    return open_searcher(corpus, corpus / "corpus.toml", tmp_path / "ix")
+
+
+def test_the_searcher_meets_the_retriever_contract(searcher):
+    assert isinstance(searcher, Retriever)
+    assert searcher.mode == "lexical" and searcher.size == searcher.index.size > 0
+    assert "BM25" in searcher.describe()
+
+
+def test_an_off_topic_question_finds_nothing_but_an_on_topic_one_is_answered(searcher):
+    assert searcher.search("what is the best pizza topping in naples", k=3) == []
+    assert searcher.search("how do I configure a vpn router firewall", k=3) == []
+    hits = searcher.search("how do you keep tomatoes healthy in a hot summer", k=3)
+    assert hits and "mulch the soil with straw" in hits[0].text
+    # the closest mentions stay available for a reply that says nothing answered
+    question = "pizza with pepperoni, anchovies, mozzarella and oregano straight from the fridge"
+    assert searcher.search(question, k=3) == []
+    closest = searcher.closest(question, k=2)
+    assert closest and "fridge" in closest[0].text
+
+
+def test_a_speaker_question_prefers_that_speakers_turn_over_mentions_of_the_name(searcher):
+    # Both Cara and Bob speak of a starter; the episode introduction names them both.
+    hits = searcher.search("what did cara say about her starter", k=3)
+    assert hits[0].passage.speaker == OTHER and "twice a day" in hits[0].text
+    hits = searcher.search("what did bob say about his starter", k=3)
+    assert hits[0].passage.speaker == GUEST and "grandmother" in hits[0].text
+    assert not hits[0].text.startswith("Welcome back")
+
+
+def test_a_misspelled_word_finds_the_transcripts_word_without_a_glossary(searcher):
+    assert searcher.index.glossary == {}
+    assert "tomatos" not in searcher.index.vocab
+    hits = searcher.search("tomatos blight", k=3)
+    assert hits and "invites blight" in hits[0].text
+    assert any(hits[0].text[a:b].lower() == "blight" for a, b in hits[0].highlights)
+    hits = searcher.search("thermostatt oven", k=1)
+    assert hits and "spare thermostat" in hits[0].text
+
+
+def test_a_question_turn_hands_over_to_the_answer_and_quotes_keep_to_one_speaker(searcher):
+    hits = searcher.search("did anything go wrong in the first year of the bakery", k=3)
+    assert hits and hits[0].passage.speaker == GUEST and "oven broke" in hits[0].text
+    for h in searcher.search("bakery starter bread compost tomatoes", k=5):
+        assert h.passage.speaker is not None
+        # a quote is one speaker's words: it never runs on into the next turn
+        turn = next(line for tag, line in INTERVIEW if h.text.split(". ")[0] in line)
+        assert h.text in turn, h.text
