@@ -73,29 +73,60 @@ def _searcher(settings: Settings, progress=None):
 
 
 def _index(settings: Settings, force: bool) -> int:
+    """Build or update the index; list files left out (exit 1 when any was)."""
     from bot.app import index_dir, search_extras
     from retrieval.index import IndexStore
-    from retrieval.search import build_and_publish, corpus_fingerprint
+    from retrieval.library import update_index
 
-    store = IndexStore(index_dir(settings))
-    if not force and store.live_fingerprint() == corpus_fingerprint(settings.corpus_dir, settings.manifest_path):
-        index = store.load()
-        print(f"index is up to date: {len(index.sources)} transcripts, {index.size} passages -> {index_dir(settings)}")
-        return 0
-    progress = _progress_bar if sys.stderr.isatty() else None
-    index = build_and_publish(settings.corpus_dir, settings.manifest_path, store, progress, search_extras(settings))
-    if progress:
-        sys.stderr.write("\n")
-    print(f"indexed {len(index.sources)} transcripts, {index.size} passages, {len(index.vocab)} terms "
-          f"-> {index_dir(settings)}")
+    folder = index_dir(settings)
+    progress = _IndexProgress(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        report = update_index(settings.corpus_dir, settings.manifest_path, IndexStore(folder), progress,
+                              search_extras(settings), force=force)
+    finally:
+        if progress:
+            progress.close()
+    index = report.index
+    for path in report.unsupported:
+        print(f"quotebot: not a transcript, ignored: {path}", file=sys.stderr)
+    for line in report.left_out:
+        print(f"quotebot: left out: {line}", file=sys.stderr)
+    if report.built:
+        print(f"indexed {len(index.sources)} transcripts ({report.analysed} analysed, {report.reused} unchanged), "
+              f"{index.size} passages, {len(index.vocab)} terms in {report.seconds:.1f} s -> {folder}")
+    else:
+        print(f"index is up to date: {len(index.sources)} transcripts, {index.size} passages -> {folder}")
+    if report.left_out:
+        print(f"quotebot: {len(report.left_out)} file(s) left out of the index (see above)", file=sys.stderr)
+        return 1
     return 0
 
 
-def _progress_bar(done: int, total: int) -> None:
-    width = 30
-    filled = int(width * done / max(1, total))
-    sys.stderr.write(f"\rindexing [{'#' * filled}{'.' * (width - filled)}] {done}/{total} passages")
-    sys.stderr.flush()
+class _IndexProgress:
+    """One self-overwriting status line on a terminal, shown once a build has taken a second."""
+
+    def __init__(self, stream, delay: float = 1.0) -> None:
+        import time
+
+        self._stream, self._clock = stream, time.monotonic
+        self._since = self._clock() + delay
+        self._parts: dict[str, str] = {}
+        self._shown = False
+
+    def __call__(self, p) -> None:
+        if p.stage == "passages":
+            self._parts[p.stage] = f"passages {p.done:,}"
+        else:
+            self._parts[p.stage] = f"{p.stage} {p.done:,}/{p.total:,}"
+        if self._clock() >= self._since:
+            self._stream.write("\rindexing: " + " · ".join(self._parts.values()) + "\033[K")
+            self._stream.flush()
+            self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            self._stream.write("\n")
+            self._stream.flush()
 
 
 def _search(settings: Settings, args) -> int:
