@@ -84,10 +84,14 @@ def _utf16_32_without_bom(data: bytes) -> str | None:
 def _detect(data: bytes) -> str | None:
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data[: 1 << 20]).best()
+    results = from_bytes(data[: 1 << 20])
+    best = results.best()
     if best is None:
         return None
     name = best.encoding
+    # Short Western text fits several code pages equally well: cp1252 is the one such files use.
+    if any(r.encoding == "cp1252" and r.chaos <= best.chaos and r.coherence >= best.coherence for r in results):
+        name = "cp1252"
     if name not in _LEGACY:
         return None
     try:

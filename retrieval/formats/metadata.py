@@ -44,8 +44,8 @@ def media_stem(name: str) -> str:
 
 
 def looks_like_video_id(text: str) -> bool:
-    """An 11-character YouTube id, not an ordinary word (ids mix in digits, inner capitals, '_' or '-')."""
-    return bool(re.fullmatch(_VIDEO_ID, text)) and bool(re.search(r"[0-9_-]|.[A-Z]", text))
+    """An 11-character YouTube id, not an ordinary word (ids mix in digits or inner capitals)."""
+    return bool(re.fullmatch(_VIDEO_ID, text)) and bool(re.search(r"[0-9]|.[A-Z]", text))
 
 
 def from_name(name: str) -> SourceMeta:
@@ -56,7 +56,7 @@ def from_name(name: str) -> SourceMeta:
     if m:
         stem, video_id = m["title"], m["id"]
     elif looks_like_video_id(stem):
-        stem, video_id = "", stem
+        video_id = stem  # the id is all there is to call it by
     else:
         m = _DASH_ID.match(stem)
         if m and looks_like_video_id(m["id"]):

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections import Counter
 
 from retrieval.formats.errors import TranscriptError
-from retrieval.formats.speakers import label_of
+from retrieval.formats.speakers import consistent_names, label_of
 from retrieval.model import Transcript, Utterance
 
 TURN = re.compile(r"(?:^|(?<=\s))- (?=\S)")
@@ -72,8 +71,7 @@ def _labelled_turns(text: str) -> list[Utterance]:
     """Turns of a ``Name: words`` transcript, or [] when its lines carry no consistent labels."""
     lines = [(no, raw.strip()) for no, raw in enumerate(text.splitlines(), 1) if raw.strip()]
     found = [label_of(line) for _, line in lines]
-    counts = Counter(f[0] for f in found if f)
-    names = {n for n, c in counts.items() if c >= 2}
+    names = consistent_names(found)
     labelled = sum(1 for f in found if f and f[0] in names)
     if not names or labelled < max(2, len(lines) // 20):
         return []

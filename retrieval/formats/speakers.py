@@ -5,7 +5,8 @@ Many podcast transcripts mark a turn by starting it with the speaker's name and 
 unlabelled. A prefix counts as a label only when it looks like a name (1-4 words, each
 capitalised or a ``SPEAKER_nn`` tag), is not a common sentence opener, and the same name
 opens at least two turns in the file, so a one-off "Note: ..." is never taken for a
-speaker. Labels are removed from the text; unlabelled utterances carry the last label
+speaker; once a file is labelled that way, other labels of the same form count too.
+Labels are removed from the text; unlabelled utterances carry the last label
 forward; utterances before the first label have no speaker.
 """
 
@@ -45,6 +46,16 @@ def label_of(text: str) -> tuple[str, int] | None:
     return name, m.end()
 
 
+def consistent_names(found: list[tuple[str, int] | None]) -> set[str]:
+    """The label names to trust: none unless some name opens two turns; then every label of that form."""
+    counts = Counter(f[0] for f in found if f)
+    repeated = {n for n, c in counts.items() if c >= 2}
+    if not repeated:
+        return set()
+    tagged = {n.startswith("SPEAKER") or " " not in n for n in repeated}
+    return {n for n in counts if n in repeated or (n.startswith("SPEAKER") or " " not in n) in tagged}
+
+
 def apply_labels(utterances: list[Utterance]) -> tuple[list[Utterance], bool]:
     """Utterances with ``Name:`` labels turned into speakers (carried forward); True when labels were found.
 
@@ -52,8 +63,7 @@ def apply_labels(utterances: list[Utterance]) -> tuple[list[Utterance], bool]:
     candidate labels are not consistent (no name opening two turns).
     """
     found = [label_of(u.text) for u in utterances]
-    counts = Counter(f[0] for f in found if f)
-    names = {n for n, c in counts.items() if c >= 2}
+    names = consistent_names(found)
     if not names or any(u.speaker for u in utterances):
         return utterances, False
     out: list[Utterance] = []

@@ -40,8 +40,8 @@ def parse(text: str, path: str, source_id: str) -> Transcript:
     header = lines[0]
     has_header = header.startswith("WEBVTT") and (len(header) == 6 or header[6] in " \t")
     if not has_header:
-        first = [i for i, line in enumerate(lines[:3]) if line.strip()]
-        if not any("-->" in lines[i] and parse_timing(lines[i]) for i in first[:2]):
+        at = 1 if lines[0].strip() and "-->" not in lines[0] and len(lines) > 1 else 0  # after a cue id
+        if "-->" not in lines[at] or not parse_timing(lines[at]):
             raise TranscriptError(path, 1, f"missing 'WEBVTT' header, file starts with '{lines[0][:40]}'")
     cues = _read_cues(lines, path, has_header)
     _carry_voices(cues)

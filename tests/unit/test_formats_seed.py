@@ -68,10 +68,12 @@ def test_plaintext_joins_wrapped_lines_and_splits_turns():
 
 def test_plaintext_binary_and_non_utf8_are_named(tmp_path):
     p = tmp_path / "bad.txt"
-    p.write_bytes(b"fine line\nsecond \xff\xfe line\n")
+    p.write_bytes(b"fine line\nsecond \x00\x01\x02\xff line\n")
     with pytest.raises(TranscriptError) as e:
         parse_file(p, "bad")
-    assert str(e.value).startswith(f"{p}:2: not UTF-8 text (byte 0xff) and no other text encoding fits")
+    assert str(e.value) == f"{p}:2: contains NUL bytes: a binary file, not a text transcript"
+    p.write_bytes("fine line\nsecond line in cp1252: café\n".encode("cp1252"))
+    assert parse_file(p, "ok").utterances[0].text.endswith("café")
 
 
 def test_bundled_seeds_parse(tmp_path):
