@@ -222,7 +222,10 @@ def test_permalink_page_has_opengraph_tags_and_copy_link_copies_it(bot, chrome, 
 
 def test_permalink_of_an_audio_quote_has_no_image_and_plays_from_its_moment(bot, chrome):
     first = search(chrome, bot.base, "lighthouse lens paris")[0]
+    quote = quote_of(first)
+    assert len(quote) > 300, "a quote that runs on past its passage"
     chrome.get(first.find_element(By.CSS_SELECTOR, "a.permalink").get_attribute("href"))
+    assert quote_of(cards(chrome)[0]) == quote == meta(chrome, "og:description")
     assert meta(chrome, "og:image") is None
     assert meta(chrome, "twitter:card") == "summary"
     card = cards(chrome)[0]

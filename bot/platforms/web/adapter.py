@@ -191,7 +191,7 @@ class WebAdapter:
         return response
 
     def _status(self, reply: Reply) -> int:
-        return {"rate_limited": 429, "error": 500, "stale": 404}.get(str(reply.kind), 200)
+        return {"rate_limited": 429, "error": 500, "stale": 404, "bad_input": 400}.get(str(reply.kind), 200)
 
     def _message(self, request: web.Request, reply: Reply, status: int, query: str) -> web.Response:
         titles = {429: "Slow down", 500: "Something went wrong", 404: "Not found"}

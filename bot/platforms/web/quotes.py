@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from bot.core import card
 from bot.reply import QuoteCard
 from retrieval.links import moment_url
 from retrieval.model import Hit
+from retrieval.retriever import Retriever
 
 MAX_QUOTE_CHARS = 4000
 
@@ -25,7 +25,7 @@ def split_key(key: str) -> tuple[str, int | None] | None:
     return passage, int(length) if length else None
 
 
-def quote_card(searcher: Any, key: str) -> QuoteCard | None:
+def quote_card(searcher: Retriever, key: str) -> QuoteCard | None:
     """The card of the quote a permalink names: the same words a result showed when its link was made
     (while the transcript is unchanged), with that passage's speaker and time; None when it is unknown.
 
