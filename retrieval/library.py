@@ -271,7 +271,7 @@ def open_searcher(corpus_dir: Path, manifest: Path | None, index_dir: Path,
 
     store = IndexStore(index_dir)
     reported: set[str] = set()
-    serving: list[str] = []
+    serving: list[Path | None] = []  # the generation this searcher answers from
 
     def announce(report: BuildReport) -> None:
         for line in report.left_out:
@@ -288,16 +288,16 @@ def open_searcher(corpus_dir: Path, manifest: Path | None, index_dir: Path,
         if meta is not None:
             state = _state(scan_corpus(corpus_dir, manifest), meta.get("checked", {}), BM25Params())
             if state.fingerprint == meta["fingerprint"]:
-                if serving and serving[0] == meta["fingerprint"]:
+                if serving and serving[0] == _live_folder(store):
                     return None
                 index = store.load()  # published by another process (or at start)
-                serving[:] = [index.fingerprint]
+                serving[:] = [index.folder]
                 return index, analyzer_for(index)
         report = update_index(corpus_dir, manifest, store, progress, extras)
         announce(report)
-        if serving and serving[0] == report.index.fingerprint:
+        if serving and serving[0] == report.index.folder:
             return None
-        serving[:] = [report.index.fingerprint]
+        serving[:] = [report.index.folder]
         return report.index, analyzer_for(report.index)
 
     try:
@@ -309,13 +309,20 @@ def open_searcher(corpus_dir: Path, manifest: Path | None, index_dir: Path,
         fresh = None
     if fresh is None:
         index = store.load()
-        serving[:] = [index.fingerprint]
+        serving[:] = [index.folder]
         fresh = (index, analyzer_for(index))
     if fresh[0].meta.get("left_out") and not reported:
         for line in fresh[0].meta["left_out"]:
             reported.add(line)
             log.error("left out of the index: %s", line)
     return (factory or Searcher)(*fresh, refresh=current)
+
+
+def _live_folder(store: IndexStore) -> Path | None:
+    try:
+        return store.current.resolve(strict=True)
+    except OSError:
+        return None
 
 
 def corpus_fingerprint(corpus_dir: Path, manifest: Path | None, store: IndexStore | None = None) -> str:

@@ -1,6 +1,6 @@
 """The saved index: built on first use, memory-mapped, rebuilt on change, swapped whole."""
 
-import os
+import logging
 import time
 from pathlib import Path
 
@@ -57,28 +57,49 @@ def test_rebuilt_when_the_manifest_changes(small_corpus, tmp_path):
     assert s.search("raptor")[0].source.title == "Engine Talk"
 
 
-def test_broken_file_fails_with_file_and_line_and_previous_index_stays(small_corpus, tmp_path):
+def test_broken_file_is_left_out_named_by_file_and_line_and_the_rest_still_index(small_corpus, tmp_path, caplog):
     s = _open(small_corpus, tmp_path / "ix")
-    before = os.readlink(tmp_path / "ix" / "current")
     (small_corpus / "broken.srt").write_text(
         "1\n00:00:01,000 --> 00:00:02,000\nok\n\n2\n00:00:03,000 --> later\nbad timing\n", encoding="utf-8"
     )
-    with pytest.raises(TranscriptError) as e:
-        s.refresh()
-    assert str(e.value).startswith(f"{small_corpus / 'broken.srt'}:6: ")
-    assert os.readlink(tmp_path / "ix" / "current") == before
-    assert s.search("raptor methane")  # still answering from the previous index
-    # a fresh process also falls back to the previous build while the file is broken
-    again = _open(small_corpus, tmp_path / "ix")
-    assert again.search("raptor methane")
-    builds = list((tmp_path / "ix" / "builds").iterdir())
-    assert len(builds) == 1 and not any(p.name.startswith(".tmp") for p in builds)
+    (small_corpus / "extra.txt").write_text("Plain words about glaciers.\n", encoding="utf-8")
+    with caplog.at_level(logging.ERROR, logger="retrieval.library"):
+        assert s.refresh() is True
+    assert s.search("raptor methane") and "glaciers" in s.search("glaciers")[0].text
+    assert [r.getMessage() for r in caplog.records].count(
+        f"left out of the index: {small_corpus / 'broken.srt'}:6: subtitle timing '00:00:03,000 --> later' "
+        "is not HH:MM:SS,mmm --> HH:MM:SS,mmm") == 1
+    assert s.index.meta["left_out"][0].startswith(f"{small_corpus / 'broken.srt'}:6: ")
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="retrieval.library"):
+        assert s.refresh() is False  # unchanged: not parsed, nor reported, again
+    assert not caplog.records
+    builds = [p for p in (tmp_path / "ix" / "builds").iterdir()]
+    assert not any(p.name.startswith((".tmp", ".trash")) for p in builds)
 
 
-def test_no_previous_index_and_a_broken_file_is_an_error(small_corpus, tmp_path):
-    (small_corpus / "broken.json").write_text('{"segments": [{"start": 1.0, "end": 2.0}', encoding="utf-8")
+def test_no_index_yet_and_every_file_broken_is_an_error(tmp_path):
+    d = tmp_path / "c"
+    d.mkdir()
+    (d / "broken.json").write_text('{"segments": [{"start": 1.0, "end": 2.0}', encoding="utf-8")
     with pytest.raises(TranscriptError, match=r"broken\.json:1: invalid JSON"):
-        _open(small_corpus, tmp_path / "ix")
+        open_searcher(d, None, tmp_path / "ix")
+
+
+def test_a_broken_new_version_keeps_the_last_good_one_until_fixed(small_corpus, tmp_path):
+    s = _open(small_corpus, tmp_path / "ix")
+    talk = small_corpus / "talk.srt"
+    good = talk.read_text(encoding="utf-8")
+    talk.write_text(good.replace("00:00:04,500 --> 00:00:09,000", "00:00:04,500 --> soon")
+                    .replace("Raptor", "Merlin"), encoding="utf-8")
+    assert s.refresh() is True
+    assert "Raptor engine" in s.search("raptor methane")[0].text  # the last good version
+    assert not s.search("merlin")
+    assert s.index.meta["left_out"][0].startswith(f"{talk}:")
+    talk.write_text(good.replace("Raptor", "Merlin"), encoding="utf-8")
+    assert s.refresh() is True
+    assert "Merlin engine" in s.search("merlin methane")[0].text and not s.search("raptor")
+    assert not s.index.meta["left_out"]
 
 
 def test_files_without_manifest_entry_still_index(tmp_path):
@@ -100,15 +121,3 @@ def test_load_is_fast_enough_to_do_per_process(small_corpus, tmp_path):
     # not a speed assertion: the second open must not rebuild (no new build folder)
     assert len(list((tmp_path / "ix" / "builds").iterdir())) == 1
     assert time.perf_counter() >= t0
-
-
-def test_a_broken_corpus_is_reported_once_and_picked_up_when_fixed(small_corpus, tmp_path):
-    s = _open(small_corpus, tmp_path / "ix")
-    bad = small_corpus / "broken.srt"
-    bad.write_text("1\n00:00:01,000 --> soon\ntext\n", encoding="utf-8")
-    with pytest.raises(TranscriptError):
-        s.refresh()
-    assert s.refresh() is False  # unchanged files: not parsed (and reported) again on every check
-    bad.write_text("1\n00:00:01,000 --> 00:00:02,000\nzebra crossing\n", encoding="utf-8")
-    assert s.refresh() is True
-    assert "zebra" in s.search("zebra")[0].text

@@ -1,0 +1,73 @@
+"""Bulk analysis gives exactly the per-passage analysis: same terms, spans and order."""
+
+import numpy as np
+
+from retrieval.analyze import Analyzer, TermTable
+from retrieval.index import build
+from retrieval.model import Transcript, Utterance
+from tests.conftest import BUNDLED, ROOT
+
+TEXTS = [
+    "Rockets ROCKET’s ｒｏｃｋｅｔｓ un-regretted x-y-z foo--bar state-of-the-art don't",
+    "I'm troubled by the foamy paradox and car shift 2. The foamy paradox again, foamy",
+    "馬斯克的火箭。SpaceX、特斯拉、神經聯網、XAI 费米悖论 馬",
+    "",
+    "--- ... ’’ '' a",
+    "paradox foamy paradox-foamy foamy-paradox",
+]
+
+
+def _reference(a: Analyzer, text: str) -> list[tuple[str, int, int]]:
+    return [(t.term, t.start, t.end) for t in a.document_tokens(text)]
+
+
+def _bulk(a: Analyzer, table: TermTable, text: str) -> list[tuple[str, int, int]]:
+    toks = a.text_tokens(text, table)
+    inv = {i: t for t, i in table.vocab.items()}
+    assert np.all(np.diff(toks.anchor) >= 0)
+    out = [(inv[int(i)], int(s), int(e)) for i, s, e in zip(toks.ids, toks.start, toks.end, strict=True)]
+    return out
+
+
+def test_whole_texts_analyse_as_document_tokens_do():
+    a = Analyzer({"fermi": ["foamy paradox"], "kardashev": ["car shift"], "neuralink": ["神經聯網"],
+                  "paradox": ["paradox"]})
+    table = TermTable()
+    for text in TEXTS:
+        assert _bulk(a, table, text) == _reference(a, text), text
+
+
+def test_bundled_transcripts_analyse_identically():
+    from retrieval.corpus import load_corpus
+    from retrieval.segment import segment
+
+    corpus = load_corpus(BUNDLED, ROOT / "config" / "corpus.toml")
+    a = Analyzer(corpus.glossary, corpus.speaker_names())
+    table = TermTable()
+    for t in corpus.transcripts:
+        text = segment(t).text
+        assert _bulk(a, table, text) == _reference(a, text)
+
+
+def _stored(index, d: int, inv: dict[int, str]) -> list[tuple[str | None, int, int]]:
+    s, e = int(index.a["tok_ptr"][d]), int(index.a["tok_ptr"][d + 1])
+    return [(inv.get(int(i)), int(x), int(y))
+            for i, x, y in zip(index.a["tok_ids"][s:e], index.a["tok_cs"][s:e], index.a["tok_ce"][s:e], strict=True)]
+
+
+def test_every_passage_stores_its_own_analysis_even_when_cut_inside_a_word_run():
+    from retrieval.corpus import Corpus
+
+    # 300 CJK characters without punctuation are cut between characters, inside one run
+    run = "火箭发动机燃烧甲烷和液氧我们认为费米悖论困扰着很多人" * 12
+    words = " ".join(f"state-of-the-art-{i} foamy paradox" for i in range(80))
+    t = Transcript("s", "s.txt", [Utterance(run), Utterance(words), Utterance(run + " 馬斯克")])
+    corpus = Corpus([t], {"fermi": ("foamy paradox",)}, "fp")
+    a = Analyzer(corpus.glossary)
+    index = build(corpus, a)
+    inv = {i: term for term, i in index.vocab.items()}
+    assert index.size > 4
+    for d in range(index.size):
+        ref = [(None if a.is_stopword(x.term) else x.term, x.start, x.end)
+               for x in a.document_tokens(index.passage(d).text)]
+        assert _stored(index, d, inv) == ref, d
