@@ -39,7 +39,7 @@ MISSING_BIGRAM_SHARE = 0.2  # weight of a Chinese bigram the corpus lacks, again
 @dataclass(frozen=True, slots=True)
 class AbstainParams:
     enabled: bool = True
-    min_coverage: float = 0.15  # lexical mode: a moment must hold this share of the question's weight
+    min_coverage: float = 0.1  # lexical mode: a moment must hold this share of the question's weight
     # hybrid mode: cosine above the corpus's typical cosine for this question, in its standard deviations
     strong_z: float = 6.0  # enough on its own
     weak_z: float = 3.5  # enough with some coverage

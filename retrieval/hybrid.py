@@ -35,8 +35,8 @@ import numpy as np
 
 from retrieval.analyze import Analyzer
 from retrieval.index import Index
-from retrieval.rank import RankParams, extend, lexical_evidence, top
-from retrieval.search import Extra, QueryPlan, Ranked, Searcher, weighted_scores
+from retrieval.rank import RankParams, extend, lexical_evidence
+from retrieval.search import Extra, QueryPlan, Ranked, Searcher, lexical_candidates, weighted_scores
 from retrieval.segment import CJK, SENTENCE_END
 from retrieval.semantic import Embedder
 
@@ -343,7 +343,7 @@ class HybridRanker:
         ids = plan.ids
         bm25 = weighted_scores(index, plan) if ids else np.zeros(index.size, np.float32)
         sem_top = np.argpartition(-cosine, p.depth)[: p.depth] if index.size > p.depth else np.arange(index.size)
-        cand = np.union1d(top(bm25, max(depth, p.depth)), sem_top).astype(np.int64)
+        cand = np.union1d(lexical_candidates(index, plan, bm25, max(depth, p.depth)), sem_top).astype(np.int64)
         lex = (lexical_evidence(index, ids, cand, bm25[cand], self.rank_params, plan.weights) if ids
                else np.zeros(len(cand)))
         idf = index.a["idf"]

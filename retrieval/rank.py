@@ -42,7 +42,7 @@ class RankParams:
     lead_chars: int = 240
     # A passage spoken by a person the question names ("what did Ann say about X") scores
     # (1 + speaker_w) times as much.
-    speaker_w: float = 0.5
+    speaker_w: float = 1.0
 
 
 def top(scores: np.ndarray, depth: int) -> np.ndarray:

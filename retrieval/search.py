@@ -103,6 +103,15 @@ def weighted_scores(index: Index, plan: QueryPlan) -> np.ndarray:
     return out
 
 
+def lexical_candidates(index: Index, plan: QueryPlan, scores: np.ndarray, depth: int) -> np.ndarray:
+    """The BM25 top ``depth``, plus the best windows spoken by the people the question names."""
+    cand = top(scores, depth)
+    if plan.speakers:
+        spoken = np.isin(np.asarray(index.a["p_speaker"]), list(plan.speakers))
+        cand = np.union1d(cand, top(np.where(spoken, scores, 0.0), depth))
+    return cand
+
+
 class LexicalRanker:
     """BM25 top candidates re-ranked with coverage, phrase and proximity evidence."""
 
@@ -118,7 +127,7 @@ class LexicalRanker:
         if not plan.ids:
             return Ranked(np.zeros(0, np.int64), np.zeros(0))
         scores = weighted_scores(index, plan)
-        cand = top(scores, depth)
+        cand = lexical_candidates(index, plan, scores, depth)
         return Ranked(cand, lexical_evidence(index, plan.ids, cand, scores[cand], self.params, plan.weights))
 
 
