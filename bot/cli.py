@@ -6,7 +6,10 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
+from collections.abc import Iterable, Iterator
+from importlib import metadata
 from pathlib import Path
 
 from config.settings import Settings, SettingsError, load_settings
@@ -18,12 +21,13 @@ QUOTE_CHARS = 600
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="quotebot", description="Verbatim answers from talk and podcast transcripts.")
     p.add_argument("--corpus", type=Path, help="folder of transcripts (+ optional corpus.toml); or QUOTEBOT_CORPUS")
+    p.add_argument("--version", action="version", version=f"quotebot {_version()}")
     sub = p.add_subparsers(dest="cmd", required=True)
     ask = sub.add_parser("ask", help="answer one question in the terminal")
     ask.add_argument("question", nargs="+")
     search = sub.add_parser("search", help="ranked passages; with --json one JSON line per query")
     search.add_argument("--json", action="store_true", help="print JSON (one object per query line)")
-    search.add_argument("--top-k", type=int, default=5)
+    search.add_argument("--top-k", type=int, default=5, help="results per query (at least 1; default 5)")
     search.add_argument("query", nargs="*", help="the query; without it, one query per stdin line")
     index = sub.add_parser("index", help="build the index, or verify that it is up to date")
     index.add_argument("--corpus", dest="sub_corpus", type=Path)
@@ -33,8 +37,40 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _version() -> str:
+    try:
+        return metadata.version("quotebot")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def clean_arg(text: str) -> str:
+    """A command-line argument as text: bytes that were not UTF-8 (kept by Python as lone surrogates)
+    become U+FFFD, so nothing downstream meets a string that cannot be encoded."""
+    try:
+        return os.fsencode(text).decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a lone surrogate that no undecodable byte stands for (main() called with it)
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def stdin_lines(stream: Iterable[bytes]) -> Iterator[str]:
+    """Lines of ``stream`` (bytes) as text: an invalid UTF-8 byte becomes U+FFFD in its own line (reported on
+    stderr) and every other line is read as it is."""
+    for number, raw in enumerate(stream, 1):
+        raw = raw.rstrip(b"\n").rstrip(b"\r")
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            print(f"quotebot: stdin line {number}: not valid UTF-8, read with U+FFFD in place of the bad bytes",
+                  file=sys.stderr)
+            yield raw.decode("utf-8", "replace")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.cmd == "search" and args.top_k < 1:
+        parser.error("--top-k must be at least 1")
     corpus = getattr(args, "sub_corpus", None) or args.corpus
     try:
         settings = load_settings(**({"corpus_dir": corpus} if corpus else {}))
@@ -48,13 +84,15 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for warning in settings.warnings:
+        print(f"quotebot: warning: {warning}", file=sys.stderr)
     try:
         if args.cmd == "index":
             return _index(settings, args.force)
         if args.cmd == "search":
             return _search(settings, args)
         if args.cmd == "ask":
-            return _ask(settings, " ".join(args.question))
+            return _ask(settings, " ".join(clean_arg(a) for a in args.question))
         return _run(settings, args.platform)
     except TranscriptError as e:
         print(f"quotebot: {e}", file=sys.stderr)
@@ -64,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (``quotebot search ... | head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _searcher(settings: Settings, progress=None):
@@ -131,8 +172,8 @@ class _IndexProgress:
 
 def _search(settings: Settings, args) -> int:
     searcher = _searcher(settings)
-    k = max(1, args.top_k)
-    queries = [" ".join(args.query)] if args.query else (line.rstrip("\n") for line in sys.stdin)
+    k = args.top_k
+    queries = [" ".join(clean_arg(a) for a in args.query)] if args.query else stdin_lines(sys.stdin.buffer)
     for q in queries:
         hits = searcher.search(q, k=k) if q.strip() else []
         if args.json:

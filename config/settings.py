@@ -7,8 +7,9 @@ contains a secret's value.
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -91,6 +92,8 @@ class Settings:
     timezone: str = "UTC"
     daily_grace_minutes: int = 180
     daily_poll_seconds: float = 30.0
+    # start-up warnings about the environment (e.g. a mistyped variable name), for the entry point to show
+    warnings: tuple[str, ...] = ()
 
     @property
     def discord_enabled(self) -> bool:
@@ -147,7 +150,7 @@ def load_settings(
         discord_shard_ids=r.int_list("DISCORD_SHARD_IDS"),
         discord_prefix=r.text("DISCORD_PREFIX", "!"),
         discord_message_content=r.flag("DISCORD_MESSAGE_CONTENT", False),
-        defer_after=r.number("QUOTEBOT_DEFER_AFTER", 1.0, minimum=0),
+        defer_after=_defer_after(r),
         slack_bot_token=r.secret("SLACK_BOT_TOKEN"),
         slack_signing_secret=r.secret("SLACK_SIGNING_SECRET"),
         slack_app_token=r.secret("SLACK_APP_TOKEN"),
@@ -162,6 +165,7 @@ def load_settings(
         daily_grace_minutes=int(r.number("QUOTEBOT_DAILY_GRACE_MINUTES", 180, minimum=0, integer=True)),
         daily_poll_seconds=r.number("QUOTEBOT_DAILY_POLL_SECONDS", 30.0, minimum=0.05),
     )
+    values["warnings"] = tuple(unknown_variables(env, r.read))
     values.update(overrides)
     s = Settings(**values)
     _check_combinations(s)
@@ -182,15 +186,89 @@ def _check_combinations(s: Settings) -> None:
         raise SettingsError("SLACK_CLIENT_SECRET: required when SLACK_CLIENT_ID is set")
     if s.slack_app_token and not s.slack_app_token.get().startswith("xapp-"):
         raise SettingsError("SLACK_APP_TOKEN: must be an app-level token (starts with xapp-)")
-    if not s.database_url.split(":", 1)[0].startswith(("sqlite", "postgresql", "postgres")):
-        raise SettingsError("DATABASE_URL: must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
+    check_database_url(s.database_url)
+
+
+DATABASE_URL_FORM = "sqlite+aiosqlite:///path/to/file.sqlite3 or postgresql+asyncpg://user:password@host:5432/db"
+DATABASE_DRIVERS = {"sqlite": ("", "aiosqlite"), "postgresql": ("", "asyncpg"), "postgres": ("",)}
+
+
+def check_database_url(url: str) -> None:
+    """Raise ``SettingsError`` (one line naming DATABASE_URL, never the password) unless ``url`` is usable."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ValueError:  # SQLAlchemy's int() of a non-numeric port
+        raise SettingsError("DATABASE_URL: the port is not a number (value not shown)") from None
+    except ArgumentError:
+        raise SettingsError(f"DATABASE_URL: not a database URL (value not shown); expected {DATABASE_URL_FORM}") \
+            from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if driver not in DATABASE_DRIVERS.get(backend, ()):
+        raise SettingsError(f"DATABASE_URL: must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL, not a "
+                            f"{parsed.drivername}:// one")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise SettingsError(f"DATABASE_URL: port {parsed.port} is not between 1 and 65535")
+    if backend != "sqlite" and not parsed.database:
+        raise SettingsError(f"DATABASE_URL: no database name after the host; expected {DATABASE_URL_FORM}")
+
+
+MAX_DEFER_AFTER = 2.5  # Discord drops an interaction that is neither answered nor deferred within 3 s
+
+
+def _defer_after(r: _Reader) -> float:
+    value = r.number("QUOTEBOT_DEFER_AFTER", 1.0)
+    if not 0 < value <= MAX_DEFER_AFTER:
+        raise SettingsError(
+            f"QUOTEBOT_DEFER_AFTER: must be more than 0 and at most {MAX_DEFER_AFTER} seconds (Discord allows 3 s "
+            f"for the first response), got {r.raw('QUOTEBOT_DEFER_AFTER')}"
+        )
+    return value
+
+
+# Read outside EnvReader (before it exists), or by the libraries themselves (slack_bolt's OAuth settings).
+KNOWN_ELSEWHERE = frozenset({
+    "QUOTEBOT_DOTENV", "SLACK_SCOPES", "SLACK_USER_SCOPES", "SLACK_REDIRECT_URI", "SLACK_REDIRECT_URI_PATH",
+    "SLACK_INSTALL_PATH", "SLACK_VERIFICATION_TOKEN", "SLACK_API_TOKEN", "SLACK_STATE_S3_BUCKET_NAME",
+    "SLACK_INSTALLATION_S3_BUCKET_NAME",
+})
+IGNORED_PREFIXES = ("QUOTEBOT_TEST_", "QUOTEBOT_E2E_")  # the test suite's own switches
+OWN_PREFIX = "QUOTEBOT_"
+SHARED_PREFIXES = ("DISCORD_", "SLACK_")  # other tools use these too: only near misses of a known name are reported
+
+
+def unknown_variables(names: Iterable[str], known: Iterable[str]) -> list[str]:
+    """Warnings for environment names that look like quotebot settings but are none.
+
+    Every unknown ``QUOTEBOT_*`` name is reported, with the closest known name when there is one;
+    ``DISCORD_*``/``SLACK_*`` names only when they are close to a known one (a likely typo).
+    """
+    known_set = set(known) | KNOWN_ELSEWHERE
+    candidates = sorted(known_set)
+    out = []
+    for name in sorted(set(names) - known_set):
+        if name.startswith(IGNORED_PREFIXES):
+            continue
+        own = name.startswith(OWN_PREFIX)
+        if not own and not name.startswith(SHARED_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8 if own else 0.85)
+        if close:
+            out.append(f"{name} is not a quotebot setting; did you mean {close[0]}? (ignored)")
+        elif own:
+            out.append(f"{name} is not a quotebot setting (ignored)")
+    return out
 
 
 class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
+        self.read: set[str] = set()  # every name asked for, so unknown (e.g. mistyped) variables can be reported
 
     def raw(self, name: str) -> str | None:
+        self.read.add(name)
         value = self.env.get(name)
         if value is None:
             return None
