@@ -45,7 +45,6 @@ MUST_REFUSE = {
     "DERIVED__zero.srt": "0-byte file",
     "DERIVED__zero.json": "0-byte file",
     "DERIVED__zero.txt": "0-byte file",
-    "podcast-namespace__example.html": "HTML page, not a supported transcript format",
     "youtube-transcript-api__transcript.xml.static": "YouTube timedtext XML, not a supported format",
 }
 # Either outcome is right: a recogniser run on silence (may hold a hallucinated phrase or nothing).
@@ -53,7 +52,7 @@ EITHER = {"whisper-timestamped__medium_auto__empty.mp3.words.json",
           "whisper-timestamped__tiny_fr__empty.mp3.words.json"}
 # Files whose words carry speakers in the file: each must come out with speakers.
 SPEAKERS_EXPECTED = re.compile(
-    r"^(vc-podcast-transcripts__|DERIVED__vc_8_5|DERIVED__whisperx|podcast-namespace__example\.(json|vtt|srt)|"
+    r"^(vc-podcast-transcripts__|DERIVED__vc_8_5|DERIVED__whisperx|podcast-namespace__example\.(json|vtt|srt|html)|"
     r"gsf-podcast|DERIVED__txt_tag_first|DERIVED__txt_dash_tag_first)"
 )
 # Deliberate differences from vtt.js, by file, with the reason.

@@ -19,7 +19,7 @@ from retrieval.model import Transcript
 
 __all__ = ["MAX_BYTES", "SUFFIXES", "TranscriptError", "decode", "detect", "parse_file", "parse_text", "read_text"]
 
-SUFFIXES = (".txt", ".md", ".markdown", ".vtt", ".srt", ".sbv", ".json")
+SUFFIXES = (".txt", ".md", ".markdown", ".vtt", ".srt", ".sbv", ".json", ".html", ".htm")
 # A 10-hour episode's word-timed JSON is a few MB; beyond this a file is not a transcript.
 MAX_BYTES = 32 * 1024 * 1024
 _CUE_TIMING = re.compile(r"^\s*(?:\d{1,3}:)?\d{1,2}:\d{2}[,.]\d{1,3}\s*-->\s*(?:\d{1,3}:)?\d{1,2}:\d{2}[,.]\d{1,3}")
@@ -27,12 +27,14 @@ _SBV_TIMING = re.compile(r"^\s*\d{1,3}:\d{2}:\d{2}\.\d{3},\d{1,3}:\d{2}:\d{2}\.\
 
 
 def detect(text: str, suffix: str) -> str:
-    """Which parser ``text`` calls for: "vtt", "json", "sbv", "srt", "markdown", "turns" or "plain"."""
+    """Which parser ``text`` calls for: "vtt", "json", "html", "sbv", "srt", "markdown", "turns" or "plain"."""
     head = text.lstrip("\ufeff \t\r\n")
     if head.startswith("WEBVTT"):
         return "vtt"
     if head[:1] in "{[" and (suffix == ".json" or _is_json(head)):
         return "json"
+    if suffix in (".html", ".htm"):
+        return "html"
     lines = [line for line in head[:4000].splitlines() if line.strip()][:4]
     if any(_SBV_TIMING.match(line) for line in lines[:2]):
         return "sbv"
@@ -81,6 +83,10 @@ def _parse(text: str, path: str, source_id: str, speaker_tags: dict[str, str] | 
         from retrieval.formats import jsonformats
 
         return jsonformats.parse(text, path, source_id)
+    if kind == "html":
+        from retrieval.formats import html
+
+        return html.parse(text, path, source_id)
     if kind == "sbv":
         from retrieval.formats import sbv
 
