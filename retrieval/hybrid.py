@@ -35,8 +35,9 @@ import numpy as np
 
 from retrieval.analyze import Analyzer
 from retrieval.index import Index
+from retrieval.library import Extra
 from retrieval.rank import RankParams, extend, lexical_evidence
-from retrieval.search import Extra, QueryPlan, Ranked, Searcher, lexical_candidates, weighted_scores
+from retrieval.search import QueryPlan, Ranked, Searcher, lexical_candidates, weighted_scores
 from retrieval.segment import CJK, SENTENCE_END
 from retrieval.semantic import Embedder
 
