@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
-EXTRAS = {"run": set(), "test": {"dev", "semantic"}, "lint": {"dev"}, "eval": set(), "bench": {"dev"},
+EXTRAS = {"run": set(), "test": {"dev", "semantic"}, "lint": {"dev"}, "eval": set(), "bench": {"dev", "bench"},
           "lock": set()}
 # Packages installed on their own before an extra, so pip keeps the version pinned here when it resolves the
 # extra (torch: the CPU build rather than a CUDA one). An extra that needs none has no entry.
