@@ -32,6 +32,17 @@ def _parser() -> argparse.ArgumentParser:
     index = sub.add_parser("index", help="build the index, or verify that it is up to date")
     index.add_argument("--corpus", dest="sub_corpus", type=Path)
     index.add_argument("--force", action="store_true", help="rebuild even when the index is up to date")
+    feed = sub.add_parser("feed", help="follow podcast feeds with transcripts: add, list, remove, refresh")
+    feed_sub = feed.add_subparsers(dest="feed_cmd", required=True)
+    feed_add = feed_sub.add_parser("add", help="follow a feed: fetch it now and store its episodes' transcripts")
+    feed_add.add_argument("url")
+    feed_add.add_argument("--name", help="what to call the podcast (default: the feed's title)")
+    feed_sub.add_parser("list", help="the feeds followed, their episodes and last fetch")
+    feed_remove = feed_sub.add_parser("remove", help="stop following a feed (by URL or name)")
+    feed_remove.add_argument("feed", nargs="+")
+    feed_remove.add_argument("--keep-episodes", action="store_true", help="keep its stored episodes in the corpus")
+    feed_refresh = feed_sub.add_parser("refresh", help="fetch followed feeds now (all, or the one named)")
+    feed_refresh.add_argument("feed", nargs="*")
     run = sub.add_parser("run", help="start the bot on every configured platform (console when none)")
     run.add_argument("--platform", choices=("console", "discord", "slack"), action="append")
     return p
@@ -91,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             return _index(settings, args.force)
         if args.cmd == "search":
             return _search(settings, args)
+        if args.cmd == "feed":
+            return _feed(settings, args)
         if args.cmd == "ask":
             return _ask(settings, " ".join(clean_arg(a) for a in args.question))
         return _run(settings, args.platform)
@@ -227,6 +240,40 @@ def _run(settings: Settings, platforms: list[str] | None) -> int:
         return 2
     asyncio.run(serve(settings, chosen))
     return 0
+
+
+def _feed(settings: Settings, args) -> int:
+    """``quotebot feed add|list|remove|refresh``: exit 1 when the feed could not be read or found."""
+    from bot.feeds import feed_manager, list_text
+    from retrieval.feeds.manager import FeedNotFound
+    from retrieval.feeds.parse import FeedError
+
+    manager = feed_manager(settings)
+    try:
+        if args.feed_cmd == "list":
+            print(list_text(manager))
+            return 0
+        if args.feed_cmd == "remove":
+            rec, deleted = manager.remove(" ".join(args.feed), keep_episodes=args.keep_episodes)
+            kept = "its episodes stay in the corpus" if args.keep_episodes else f"{deleted} episode(s) removed"
+            print(f"stopped following {rec.display_name} ({rec.url}); {kept}")
+            return 0
+        if args.feed_cmd == "add":
+            reports = [asyncio.run(manager.add(clean_arg(args.url), args.name))]
+        else:
+            reports = asyncio.run(manager.refresh(force=True, only=" ".join(args.feed) or None))
+            if not reports:
+                print("no podcast feeds are followed (quotebot feed add URL)")
+                return 0
+    except (FeedError, FeedNotFound, ValueError) as e:
+        print(f"quotebot: {e}", file=sys.stderr)
+        return 1
+    for report in reports:
+        print(report.summary())
+    if any(r.changed for r in reports):
+        print(f"stored in {manager.feeds_dir}; indexed on the next search or start (a running bot picks them up "
+              "within 30 s)")
+    return 1 if any(r.status == "error" for r in reports) else 0
 
 
 if __name__ == "__main__":

@@ -92,6 +92,10 @@ class Settings:
     timezone: str = "UTC"
     daily_grace_minutes: int = 180
     daily_poll_seconds: float = 30.0
+    # podcast feeds (retrieval.feeds)
+    feed_refresh_minutes: float = 60.0
+    feed_timeout_seconds: float = 30.0
+    feed_max_mb: float = 16.0
     # start-up warnings about the environment (e.g. a mistyped variable name), for the entry point to show
     warnings: tuple[str, ...] = ()
 
@@ -164,6 +168,9 @@ def load_settings(
         timezone=r.zone("QUOTEBOT_TIMEZONE", "UTC"),
         daily_grace_minutes=int(r.number("QUOTEBOT_DAILY_GRACE_MINUTES", 180, minimum=0, integer=True)),
         daily_poll_seconds=r.number("QUOTEBOT_DAILY_POLL_SECONDS", 30.0, minimum=0.05),
+        feed_refresh_minutes=r.number("QUOTEBOT_FEED_REFRESH_MINUTES", 60.0, minimum=0.01, maximum=7 * 24 * 60),
+        feed_timeout_seconds=r.number("QUOTEBOT_FEED_TIMEOUT_SECONDS", 30.0, minimum=0.1, maximum=600),
+        feed_max_mb=r.number("QUOTEBOT_FEED_MAX_MB", 16.0, minimum=0.001, maximum=32),
     )
     values["warnings"] = tuple(unknown_variables(env, r.read))
     values.update(overrides)

@@ -18,6 +18,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from retrieval.feeds.sidecar import EPISODE_SUFFIX, read_episode_json
 from retrieval.formats import SUFFIXES, TranscriptError, parse_file
 from retrieval.formats.metadata import INFO_SUFFIX, SourceMeta, from_name, media_stem, read_info_json, readable_title
 from retrieval.links import normalize_url
@@ -41,11 +42,20 @@ class SourceEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """A podcast feed to follow (``[[feed]]`` in corpus.toml); ``name`` overrides the feed's own title."""
+
+    url: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Manifest:
     sources: dict[str, SourceEntry] = field(default_factory=dict)
     glossary: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # speaker -> other ways questions name them (other scripts, surnames)
     speaker_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    feeds: tuple[FeedEntry, ...] = ()
 
 
 @dataclass(slots=True)
@@ -139,6 +149,8 @@ def scan_corpus(corpus_dir: Path, manifest_path: Path | None) -> CorpusScan:
             continue
         if lower.endswith(INFO_SUFFIX):
             infos[_sidecar_key(name)] = p
+        elif lower.endswith(EPISODE_SUFFIX):  # a feed episode's metadata (retrieval.feeds)
+            infos[_sidecar_key(name[: -len(EPISODE_SUFFIX)] + ".episode")] = p
         elif p.suffix.lower() in SUFFIXES and not SKIP_NAMES.match(p.name):
             transcripts.append((name, p))
         else:
@@ -289,7 +301,23 @@ def read_manifest(path: Path | None) -> Manifest:
             raise TranscriptError(str(path), _line_of(path, name, 0), f"speakers entry {name!r}: expected a list of "
                                   "names")
         speaker_aliases[name] = tuple(aliases)
-    return Manifest(sources, glossary, speaker_aliases)
+    return Manifest(sources, glossary, speaker_aliases, _feeds(path, data.get("feed", [])))
+
+
+def _feeds(path: Path, raw_feeds) -> tuple[FeedEntry, ...]:
+    """``[[feed]]`` entries: ``url`` (http or https) and an optional ``name``."""
+    out: list[FeedEntry] = []
+    for i, raw in enumerate(raw_feeds if isinstance(raw_feeds, list) else [raw_feeds]):
+        where = f"[[feed]] #{i + 1}"
+        url = raw.get("url") if isinstance(raw, dict) else None
+        if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url.strip(), re.I):
+            raise TranscriptError(str(path), _line_of(path, "[[feed]]", i), f"{where} needs url = \"https://…\" "
+                                  "(the feed's http or https address)")
+        name = raw.get("name")
+        if name is not None and not isinstance(name, str):
+            raise TranscriptError(str(path), _line_of(path, url, 0), f"{where}: name must be a string")
+        out.append(FeedEntry(url.strip(), (name or "").strip() or None))
+    return tuple(out)
 
 
 def load_source(f: SourceFile, manifest: Manifest) -> Transcript:
@@ -302,7 +330,7 @@ def load_source(f: SourceFile, manifest: Manifest) -> Transcript:
     t = parse_file(f.path, f.source_id, entry.speaker_tags)
     side = SourceMeta()
     for sidecar in f.sidecars:
-        side = read_info_json(sidecar)
+        side = read_episode_json(sidecar) if sidecar.name.endswith(EPISODE_SUFFIX) else read_info_json(sidecar)
     named = from_name(f.path.name)
     speakers = entry.speakers or t.speakers
     utterances = t.utterances if entry.speaker_labels else [replace(u, speaker=None) for u in t.utterances]
