@@ -1,4 +1,4 @@
-"""Composition root: settings -> searcher -> store/daily -> core -> platform adapters."""
+"""Composition root: settings -> searcher -> store/daily -> core -> the registered platforms' adapters."""
 
 from __future__ import annotations
 
@@ -8,14 +8,19 @@ import logging
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.core import CoreOptions, QuoteBot
-from config.settings import PROJECT_ROOT, Settings, SettingsError
+from bot.core import CoreOptions, DailyCommands, QuoteBot
+from bot.http import HttpServer
+from bot.platform import Adapter, PlatformContext, PlatformUnavailable
+from bot.platforms import spec, specs
+from config.settings import PROJECT_ROOT, EnvReader, Settings, SettingsError
 from retrieval.search import Searcher, default_index_dir, open_searcher
 
-log = logging.getLogger("quotebot")
+if TYPE_CHECKING:
+    from bot.store import Store
 
-PLATFORMS = ("console", "discord", "slack")
+log = logging.getLogger("quotebot")
 
 
 def index_dir(settings: Settings) -> Path:
@@ -70,79 +75,89 @@ def core_options(settings: Settings) -> CoreOptions:
 
 
 def configured_platforms(settings: Settings) -> list[str]:
-    """Every platform whose settings are present; the console when there are none."""
-    found = [p for p, on in (("discord", settings.discord_enabled), ("slack", settings.slack_enabled)) if on]
-    return found or ["console"]
+    """Every registered platform its settings enable; the fallback (the console) when there is none."""
+    found = [s.name for s in specs() if _enabled(settings, s.name)]
+    return found or [s.name for s in specs() if s.fallback]
+
+
+def unconfigured(settings: Settings, chosen: list[str]) -> tuple[str, str] | None:
+    """``(platform, what it needs)`` for the first chosen platform its settings do not enable, else None."""
+    for name in chosen:
+        s = spec(name)
+        if not s.fallback and not _enabled(settings, name):
+            return name, s.needs
+    return None
+
+
+def _enabled(settings: Settings, name: str) -> bool:
+    own = settings.platforms.get(name)
+    return own is not None and own.enabled
+
+
+def context_for(name: str, core: QuoteBot, settings: Settings, http: HttpServer, *, store: Store | None = None,
+                daily: DailyCommands | None = None) -> PlatformContext:
+    """What platform ``name``'s ``build`` gets: the core, the shared services and its own settings."""
+    own = settings.platforms.get(name)
+    if own is None:  # settings made without the registry (e.g. in tests): read the platform's from nothing
+        own = spec(name).read_settings(EnvReader({}))
+    return PlatformContext(core=core, settings=settings, platform_settings=own, http=http, store=store, daily=daily)
 
 
 async def serve(settings: Settings, platforms: list[str]) -> None:
     """Run the given platforms until they end (console EOF) or SIGTERM/SIGINT arrives."""
+    chosen = [spec(name) for name in platforms]
     searcher = await asyncio.to_thread(build_searcher, settings)
     mode = getattr(searcher, "describe", lambda: "lexical (BM25 + phrase/proximity re-ranking)")()
     log.info("search mode: %s; %d passages", mode, searcher.index.size)
     store = daily = scheduler = None
-    if platforms != ["console"]:
+    memo = None
+    if any(s.daily_posts for s in chosen):
         from bot.daily import DailyScheduler, DailyService
         from bot.store import SqlMemo, open_store
 
         store = await open_store(settings.database_url)
         daily = DailyService(store, searcher, settings)
         memo = SqlMemo(store)
-    else:
-        memo = None
     core = QuoteBot(searcher, core_options(settings), memo=memo, daily=daily)
+    http = HttpServer(settings.host, settings.port)
+    adapters: dict[str, Adapter] = {}
+    tasks: list[asyncio.Task] = []
+    stopper: asyncio.Task | None = None
     try:
-        adapters = {p: _adapter(p, core, settings, daily) for p in platforms}
-    except BaseException:
-        core.close()
-        if store is not None:
-            await store.close()
-        raise
-    tasks = [asyncio.create_task(a.run(), name=f"adapter:{p}") for p, a in adapters.items()]
-    if daily is not None:
-        posters = {p: a.post for p, a in adapters.items() if p != "console"}
-        scheduler = DailyScheduler.from_settings(store, searcher, posters, settings)
-        tasks.append(asyncio.create_task(scheduler.run(), name="daily"))
-    tasks.append(asyncio.create_task(_watch_corpus(searcher), name="corpus-watch"))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    stopper = asyncio.create_task(stop.wait(), name="signals")
-    adapter_tasks = tasks[: len(adapters)]
-    try:
-        done, _ = await asyncio.wait([*adapter_tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        for s in chosen:
+            adapters[s.name] = s.build(context_for(s.name, core, settings, http, store=store, daily=daily))
+        await http.start()
+        tasks = [asyncio.create_task(a.serve(), name=f"adapter:{p}") for p, a in adapters.items()]
+        if daily is not None:
+            posters = {s.name: adapters[s.name].post for s in chosen if s.daily_posts}
+            scheduler = DailyScheduler.from_settings(store, searcher, posters, settings)
+            tasks.append(asyncio.create_task(scheduler.run(), name="daily"))
+        tasks.append(asyncio.create_task(_watch_corpus(searcher), name="corpus-watch"))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        stopper = asyncio.create_task(stop.wait(), name="signals")
+        done, _ = await asyncio.wait([*tasks[: len(adapters)], stopper], return_when=asyncio.FIRST_COMPLETED)
         for t in done:
             if t is not stopper and not t.cancelled() and t.exception():
-                if isinstance(t.exception(), SettingsError):
+                if isinstance(t.exception(), (SettingsError, PlatformUnavailable)):
                     raise t.exception()
                 log.error("platform %s stopped: %r", t.get_name(), t.exception())
     finally:
         log.info("shutting down")
+        await http.close()  # no new requests; the adapters then finish what they took
         for a in adapters.values():
             with contextlib.suppress(Exception):
                 await a.close()
-        for t in [*tasks, stopper]:
+        pending = [*tasks, *([stopper] if stopper else [])]
+        for t in pending:
             t.cancel()
-        await asyncio.gather(*tasks, stopper, return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
         core.close()
         if store is not None:
             await store.close()
-
-
-def _adapter(platform: str, core: QuoteBot, settings: Settings, daily):
-    if platform == "discord":
-        from bot.platforms.discord.adapter import DiscordAdapter
-
-        return DiscordAdapter(core, settings, daily=daily)
-    if platform == "slack":
-        from bot.platforms.slack.adapter import SlackAdapter
-
-        return SlackAdapter(core, settings, daily=daily)
-    from bot.platforms.console.adapter import ConsoleAdapter
-
-    return ConsoleAdapter(core, settings, daily=daily)
 
 
 async def _watch_corpus(searcher: Searcher, every: float = 30.0) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 
+from bot.platforms import names as platform_names
 from config.settings import Settings, SettingsError, load_settings
 from retrieval.formats import TranscriptError
 
@@ -44,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     feed_refresh = feed_sub.add_parser("refresh", help="fetch followed feeds now (all, or the one named)")
     feed_refresh.add_argument("feed", nargs="*")
     run = sub.add_parser("run", help="start the bot on every configured platform (console when none)")
-    run.add_argument("--platform", choices=("console", "discord", "slack"), action="append")
+    run.add_argument("--platform", choices=platform_names(), action="append")
     return p
 
 
@@ -229,16 +230,19 @@ def _ask(settings: Settings, question: str) -> int:
 
 
 def _run(settings: Settings, platforms: list[str] | None) -> int:
-    from bot.app import configured_platforms, serve
+    from bot.app import configured_platforms, serve, unconfigured
+    from bot.platform import PlatformUnavailable
 
     chosen = list(dict.fromkeys(platforms)) if platforms else configured_platforms(settings)
-    missing = [p for p in chosen if (p == "discord" and not settings.discord_enabled)
-               or (p == "slack" and not settings.slack_enabled)]
+    missing = unconfigured(settings, chosen)
     if missing:
-        names = {"discord": "DISCORD_TOKEN", "slack": "SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_APP_TOKEN)"}
-        print(f"quotebot: setting error: --platform {missing[0]} needs {names[missing[0]]}", file=sys.stderr)
+        print(f"quotebot: setting error: --platform {missing[0]} needs {missing[1]}", file=sys.stderr)
         return 2
-    asyncio.run(serve(settings, chosen))
+    try:
+        asyncio.run(serve(settings, chosen))
+    except PlatformUnavailable as e:
+        print(f"quotebot: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -11,10 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot import payloads
 from bot.commands import Command, parse
 from bot.memo import InMemoryMemo, Memo
+from bot.payloads import Intent
 from bot.ratelimit import RateLimiter
-from bot.reply import Action, ActionKind, QuoteCard, Reply, Request
+from bot.reply import Action, ActionKind, QuoteCard, Reply, ReplyKind, Request
 from retrieval.links import thumbnail_url
 from retrieval.model import Hit
 from retrieval.search import Searcher
@@ -88,7 +90,7 @@ class QuoteBot:
                 return Reply(
                     text=f"You're asking faster than I can keep up. Try again in {wait:.0f} s.",
                     ephemeral=True,
-                    kind="rate_limited",
+                    kind=ReplyKind.RATE_LIMITED,
                 )
             return await self._dispatch(request, parse(request.text, request.command))
         except Exception:
@@ -102,27 +104,23 @@ class QuoteBot:
             return self._apology(request)
 
     def _apology(self, request: Request) -> Reply:
-        ref = uuid.uuid4().hex[:8]
+        ref = new_ref()
         log.exception("command failed ref=%s platform=%s via=%s", ref, request.platform, request.via.value)
-        return Reply(
-            text=f"Sorry, something went wrong on my side. Reference: {ref}.",
-            ephemeral=True,
-            error_ref=ref,
-            kind="error",
-        )
+        return apology(ref)
 
     # --- commands -----------------------------------------------------------------
 
     async def _dispatch(self, request: Request, command: Command) -> Reply:
         if command.name == "help":
-            return Reply(text=HELP, kind="help", ephemeral=True)
+            return Reply(text=HELP, kind=ReplyKind.HELP, ephemeral=True)
         if command.name == "sources":
             return self._sources()
         if command.name == "quote":
             return await self._quote(command.arg)
         if command.name == "daily":
             if self.daily is None:
-                return Reply(text="Daily quotes are not configured on this bot.", kind="daily", ephemeral=True)
+                return Reply(text="Daily quotes are not configured on this bot.", kind=ReplyKind.DAILY,
+                             ephemeral=True)
             return await self.daily.handle(request, command.arg)
         if command.name in ("more", "context"):
             return Reply(text="Use the buttons under an answer for more results or context.", ephemeral=True)
@@ -131,7 +129,8 @@ class QuoteBot:
     async def _ask(self, request: Request, question: str, offset: int = 0) -> Reply:
         question, notice = self._cut(question)
         if not question:
-            return Reply(text="Ask me something, e.g. `ask what did he say about the Fermi paradox`.", kind="help")
+            return Reply(text="Ask me something, e.g. `ask what did he say about the Fermi paradox`.",
+                         kind=ReplyKind.HELP)
         qkey = await self._remember(question)
         size = self.options.page_size
         hits = await self._run(self.searcher.search, question, size + 1, offset)
@@ -140,35 +139,35 @@ class QuoteBot:
         shown, has_more = hits[:size], len(hits) > size
         actions = []
         if has_more:
-            actions.append(Action(ActionKind.MORE, "More", f"more:{qkey}:{offset + size}"))
-        actions.append(Action(ActionKind.CONTEXT, "Context", f"ctx:{shown[0].passage.key}"))
+            actions.append(Action(ActionKind.MORE, "More", payloads.more(qkey, offset + size)))
+        actions.append(Action(ActionKind.CONTEXT, "Context", payloads.context(shown[0].passage.key)))
         if self.options.slash_ephemeral:
-            actions.append(Action(ActionKind.POST, "Post to channel", f"post:ask:{qkey}:{offset}"))
+            actions.append(Action(ActionKind.POST, "Post to channel", payloads.share(qkey, offset)))
         header = f"Results {offset + 1}–{offset + len(shown)} for “{question}”" if offset else ""
         return Reply(
             text="\n".join(t for t in (notice, header) if t),
             cards=tuple(card(h) for h in shown),
             actions=tuple(actions),
             ephemeral=self.options.slash_ephemeral,
-            kind="answer",
+            kind=ReplyKind.ANSWER,
             extra={"query": question},
         )
 
     def _nothing_found(self, question: str, notice: str, offset: int) -> Reply:
         if offset:
-            return Reply(text=f"No more results for “{question}”.", kind="answer", ephemeral=True)
+            return Reply(text=f"No more results for “{question}”.", kind=ReplyKind.ANSWER, ephemeral=True)
         topics = self.searcher.suggestions(self.rng, 5)
         hint = f" Try a topic such as {', '.join(topics)}," if topics else " Try other words,"
         text = f"I found nothing about “{question}” in the transcripts.{hint} or see `sources` for what I know."
-        return Reply(text="\n".join(t for t in (notice, text) if t), kind="answer", ephemeral=True)
+        return Reply(text="\n".join(t for t in (notice, text) if t), kind=ReplyKind.ANSWER, ephemeral=True)
 
     async def _quote(self, topic: str) -> Reply:
         topic, notice = self._cut(topic)
         hit = await self._run(self.searcher.random_quote, self.rng, topic or None)
         if hit is None:
             return self._nothing_found(topic, notice, 0)
-        actions = (Action(ActionKind.CONTEXT, "Context", f"ctx:{hit.passage.key}"),)
-        return Reply(text=notice, cards=(card(hit),), actions=actions, kind="quote")
+        actions = (Action(ActionKind.CONTEXT, "Context", payloads.context(hit.passage.key)),)
+        return Reply(text=notice, cards=(card(hit),), actions=actions, kind=ReplyKind.QUOTE)
 
     def _sources(self) -> Reply:
         lines = []
@@ -176,32 +175,28 @@ class QuoteBot:
             when = f" ({s.date})" if s.date else ""
             link = f" {s.url}" if s.url else ""
             lines.append(f"• {s.title}{when}{link}")
-        return Reply(text="Transcripts I search:\n" + "\n".join(lines), kind="sources", ephemeral=True)
+        return Reply(text="Transcripts I search:\n" + "\n".join(lines), kind=ReplyKind.SOURCES, ephemeral=True)
 
     # --- buttons ------------------------------------------------------------------
 
     async def _action(self, payload: str, request: Request) -> Reply:
-        kind, _, rest = payload.partition(":")
-        if kind == "more":
-            qkey, _, offset = rest.rpartition(":")
-            question = await self.memo.get(qkey)
-            if question is None or not offset.isdigit():
-                return _stale()
-            return await self._ask(request, question, int(offset))
-        if kind == "ctx":
-            hit = await self._run(self.searcher.context, rest)
+        pressed = payloads.decode(payload)
+        if pressed is None:
+            return _stale()
+        if pressed.intent is Intent.CONTEXT:
+            hit = await self._run(self.searcher.context, pressed.passage_key)
             if hit is None:
                 return _stale()
-            return Reply(cards=(card(hit),), kind="context", ephemeral=self.options.slash_ephemeral)
-        if kind == "post":
-            inner = await self._action(rest.replace("ask:", "more:", 1), request)
-            if inner.kind == "stale":
-                return inner
-            kept = tuple(a for a in inner.actions if a.kind is not ActionKind.POST)
-            return Reply(
-                text=inner.text, cards=inner.cards, actions=kept, ephemeral=False, kind=inner.kind, extra=inner.extra
-            )
-        return _stale()
+            return Reply(cards=(card(hit),), kind=ReplyKind.CONTEXT, ephemeral=self.options.slash_ephemeral)
+        question = await self.memo.get(pressed.query_key)
+        if question is None:
+            return _stale()
+        inner = await self._ask(request, question, pressed.offset)
+        if pressed.intent is Intent.MORE:
+            return inner
+        kept = tuple(a for a in inner.actions if a.kind is not ActionKind.POST)
+        return Reply(text=inner.text, cards=inner.cards, actions=kept, ephemeral=False, kind=inner.kind,
+                     extra=inner.extra, shared=True)
 
     # --- helpers ------------------------------------------------------------------
 
@@ -221,8 +216,20 @@ class QuoteBot:
 
 def _stale() -> Reply:
     return Reply(
-        text="That button belongs to an answer I no longer have. Please ask again.", ephemeral=True, kind="stale"
+        text="That button belongs to an answer I no longer have. Please ask again.", ephemeral=True,
+        kind=ReplyKind.STALE,
     )
+
+
+def new_ref() -> str:
+    """A short reference id for one failure, shown to the user and logged with the traceback."""
+    return uuid.uuid4().hex[:8]
+
+
+def apology(ref: str) -> Reply:
+    """The short private apology for a failed command, with its reference id (adapters use it too)."""
+    return Reply(text=f"Sorry, something went wrong on my side. Reference: {ref}.", ephemeral=True, error_ref=ref,
+                 kind=ReplyKind.ERROR)
 
 
 def card(hit: Hit) -> QuoteCard:

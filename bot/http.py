@@ -1,7 +1,8 @@
 """One aiohttp server shared by every platform that takes HTTP requests (Slack's events, the web page).
 
 Platforms add their routes while they are built (``routes(name)``); the app starts the server once,
-after every adapter is built, and only when some platform asked for it. ``/healthz`` is always there.
+after every adapter is built, and only when some platform asked for it. ``/healthz`` is always there:
+200 once every platform on the server is ready, 503 while one is still starting (e.g. checking its token).
 """
 
 from __future__ import annotations
@@ -24,15 +25,23 @@ class HttpServer:
         self.app = web.Application()
         self.app.router.add_get(HEALTH_PATH, self._healthz)
         self._users: dict[str, dict[str, object]] = {}
+        self._starting: set[str] = set()
         self._runner: web.AppRunner | None = None
 
-    def routes(self, platform: str, **health: object) -> web.UrlDispatcher:
+    def routes(self, platform: str, *, ready: bool = True, **health: object) -> web.UrlDispatcher:
         """The router ``platform`` adds its routes to; asking for it means the server will run.
 
-        ``health`` items are shown under the platform's name on ``/healthz``.
+        ``health`` items are shown under the platform's name on ``/healthz``. With ``ready=False``
+        the health check answers 503 until the platform calls ``ready(platform)``.
         """
         self._users[platform] = dict(health)
+        if not ready:
+            self._starting.add(platform)
         return self.app.router
+
+    def ready(self, platform: str) -> None:
+        """``platform`` has started and answers requests."""
+        self._starting.discard(platform)
 
     @property
     def wanted(self) -> bool:
@@ -59,6 +68,8 @@ class HttpServer:
             await runner.cleanup()
 
     async def _healthz(self, request: web.Request) -> web.Response:
+        if self._starting:
+            return web.json_response({"ok": False, "starting": sorted(self._starting)}, status=503)
         return web.json_response({"ok": True, "platforms": self._users})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from urllib.parse import quote
 
 
 class Via(StrEnum):
@@ -60,15 +61,34 @@ class QuoteCard:
 
 
 class ActionKind(StrEnum):
+    """How a button looks and where it goes (``POST`` is the primary "Post to channel")."""
+
     MORE = "more"
     CONTEXT = "context"
     POST = "post"
 
 
+class ReplyKind(StrEnum):
+    """What a reply is; adapters choose where it goes by it (e.g. apologies and stale buttons stay private)."""
+
+    NOTICE = "notice"
+    ANSWER = "answer"
+    QUOTE = "quote"
+    CONTEXT = "context"
+    SOURCES = "sources"
+    HELP = "help"
+    DAILY = "daily"
+    REFUSED = "refused"
+    BAD_INPUT = "bad_input"
+    STALE = "stale"
+    RATE_LIMITED = "rate_limited"
+    ERROR = "error"
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
-    """A button under a reply. ``payload`` is opaque, at most 90 ASCII characters,
-    and is handed back unchanged to ``QuoteBot.handle_action``; it carries all the
+    """A button under a reply. ``payload`` is opaque (made by ``bot.payloads``), at most 90 ASCII
+    characters, and is handed back unchanged to ``QuoteBot.handle_action``; it carries all the
     state needed, so buttons keep working after a restart."""
 
     kind: ActionKind
@@ -83,6 +103,7 @@ class Reply:
     ``text`` is plain text (no markup): renderers escape it for their platform.
     ``ephemeral`` is a hint: answers a platform may show only to the asker.
     ``error_ref`` is set on the apology for a failed command.
+    ``shared`` marks an earlier private answer made public by its asker ("Post to channel").
     """
 
     text: str = ""
@@ -90,5 +111,17 @@ class Reply:
     actions: tuple[Action, ...] = ()
     ephemeral: bool = False
     error_ref: str | None = None
-    kind: str = "notice"
+    kind: ReplyKind = ReplyKind.NOTICE
     extra: dict[str, str] = field(default_factory=dict)
+    shared: bool = False
+
+
+def quote_key(card: QuoteCard) -> str:
+    """The key of the quote on ``card``: its passage key and the length of the shown text (``ep12@3140+412``)."""
+    return f"{card.passage_key}+{len(card.text)}"
+
+
+def permalink(base_url: str, card: QuoteCard) -> str:
+    """The web page's permanent link to the quote on ``card`` (``{base_url}/q/{quote_key}``); it unfurls
+    in Discord and Slack with the quote and, for YouTube sources, the video's thumbnail."""
+    return f"{base_url.rstrip('/')}/q/{quote(quote_key(card), safe='@+')}"

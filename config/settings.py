@@ -2,16 +2,19 @@
 
 Loaded once at the entry point (``load_settings``) and passed down. A missing or
 malformed value raises ``SettingsError`` whose message names the variable and never
-contains a secret's value.
+contains a secret's value. This module holds the shared settings; each platform's own
+settings live in its package (``bot/platforms/<name>/settings.py``), are read through
+``EnvReader`` by the platform registry, and end up in ``Settings.platforms[name]``.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -19,8 +22,6 @@ from dotenv import dotenv_values
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_CORPUS = PROJECT_ROOT / "data" / "transcripts"
 BUNDLED_MANIFEST = Path(__file__).resolve().parent / "corpus.toml"
-DISCORD_API_BASE = "https://discord.com/api/v10"
-SLACK_API_URL = "https://slack.com/api/"
 
 
 class SettingsError(ValueError):
@@ -66,25 +67,7 @@ class Settings:
     ephemeral: bool = True
     search_mode: str = "auto"
     embed_model: str = "sentence-transformers/all-MiniLM-L6-v2"
-    # discord
-    discord_token: Secret | None = None
-    discord_api_base: str = DISCORD_API_BASE
-    discord_gateway_url: str | None = None
-    discord_shard_count: int | None = None
-    discord_shard_ids: tuple[int, ...] | None = None
-    discord_prefix: str = "!"
-    discord_message_content: bool = False
     defer_after: float = 1.0
-    # slack
-    slack_bot_token: Secret | None = None
-    slack_signing_secret: Secret | None = None
-    slack_app_token: Secret | None = None
-    slack_client_id: str | None = None
-    slack_client_secret: Secret | None = None
-    slack_api_url: str = SLACK_API_URL
-    slack_commands: dict[str, str] = field(
-        default_factory=lambda: {"ask": "/ask", "quote": "/quote", "sources": "/quote-sources", "daily": "/quote-daily"}
-    )
     # http + state
     host: str = "127.0.0.1"
     port: int = 3000
@@ -96,18 +79,10 @@ class Settings:
     feed_refresh_minutes: float = 60.0
     feed_timeout_seconds: float = 30.0
     feed_max_mb: float = 16.0
+    # each platform's own typed settings, by platform name (see bot.platforms)
+    platforms: Mapping[str, Any] = field(default_factory=dict)
     # start-up warnings about the environment (e.g. a mistyped variable name), for the entry point to show
     warnings: tuple[str, ...] = ()
-
-    @property
-    def discord_enabled(self) -> bool:
-        return bool(self.discord_token)
-
-    @property
-    def slack_enabled(self) -> bool:
-        """HTTP mode (signing secret + bot token or OAuth client) or Socket Mode (app + bot token)."""
-        http = bool(self.slack_signing_secret) and (bool(self.slack_bot_token) or bool(self.slack_client_id))
-        return http or (bool(self.slack_app_token) and bool(self.slack_bot_token))
 
     @property
     def manifest_path(self) -> Path:
@@ -122,13 +97,22 @@ def default_database_url(root: Path = PROJECT_ROOT) -> str:
     return f"sqlite+aiosqlite:///{root / '.cache' / 'quotebot.sqlite3'}"
 
 
+SectionReader = Callable[["EnvReader"], Any]
+
+
 def load_settings(
-    environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = None, **overrides: object
+    environ: Mapping[str, str] | None = None,
+    dotenv_path: str | Path | None = None,
+    *,
+    sections: Sequence[tuple[str, SectionReader]] | None = None,
+    **overrides: object,
 ) -> Settings:
     """Read settings from ``environ`` (default ``os.environ``) over a ``.env`` file.
 
     The file is ``dotenv_path``, else ``QUOTEBOT_DOTENV`` (empty: none), else ``./.env``.
-    ``overrides`` (e.g. ``corpus_dir`` from the command line) win over both.
+    ``sections`` are ``(name, reader)`` pairs filling ``Settings.platforms`` (default: every
+    registered platform's settings reader). ``overrides`` (e.g. ``corpus_dir`` from the
+    command line) win over both.
     """
     source = os.environ if environ is None else environ
     if dotenv_path is None:
@@ -137,7 +121,7 @@ def load_settings(
     if dotenv_path and Path(dotenv_path).is_file():
         env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
     env.update(source)
-    r = _Reader(env)
+    r = EnvReader(env)
     values = dict(
         corpus_dir=r.path("QUOTEBOT_CORPUS", BUNDLED_CORPUS, must_exist=True),
         index_dir=r.path("QUOTEBOT_INDEX_DIR", None),
@@ -147,21 +131,7 @@ def load_settings(
         ephemeral=r.flag("QUOTEBOT_EPHEMERAL", True),
         search_mode=r.choice("QUOTEBOT_SEARCH_MODE", "auto", ("auto", "lexical", "hybrid")),
         embed_model=r.text("QUOTEBOT_EMBED_MODEL", "sentence-transformers/all-MiniLM-L6-v2"),
-        discord_token=r.secret("DISCORD_TOKEN"),
-        discord_api_base=r.url("DISCORD_API_BASE", DISCORD_API_BASE, ("http", "https")).rstrip("/"),
-        discord_gateway_url=r.url("DISCORD_GATEWAY_URL", None, ("ws", "wss")),
-        discord_shard_count=r.optional_int("DISCORD_SHARD_COUNT", minimum=1),
-        discord_shard_ids=r.int_list("DISCORD_SHARD_IDS"),
-        discord_prefix=r.text("DISCORD_PREFIX", "!"),
-        discord_message_content=r.flag("DISCORD_MESSAGE_CONTENT", False),
         defer_after=_defer_after(r),
-        slack_bot_token=r.secret("SLACK_BOT_TOKEN"),
-        slack_signing_secret=r.secret("SLACK_SIGNING_SECRET"),
-        slack_app_token=r.secret("SLACK_APP_TOKEN"),
-        slack_client_id=r.text("SLACK_CLIENT_ID", "") or None,
-        slack_client_secret=r.secret("SLACK_CLIENT_SECRET"),
-        slack_api_url=r.url("SLACK_API_URL", SLACK_API_URL, ("http", "https")),
-        slack_commands=r.mapping("SLACK_COMMANDS", Settings().slack_commands),
         host=r.text("HOST", "127.0.0.1"),
         port=int(r.number("PORT", 3000, minimum=0, maximum=65535, integer=True)),
         database_url=r.text("DATABASE_URL", "") or default_database_url(),
@@ -172,6 +142,11 @@ def load_settings(
         feed_timeout_seconds=r.number("QUOTEBOT_FEED_TIMEOUT_SECONDS", 30.0, minimum=0.1, maximum=600),
         feed_max_mb=r.number("QUOTEBOT_FEED_MAX_MB", 16.0, minimum=0.001, maximum=32),
     )
+    if sections is None:
+        from bot.platforms import settings_sections  # the registry; imported late so config stays importable alone
+
+        sections = settings_sections()
+    values["platforms"] = {name: read(r) for name, read in sections}
     values["warnings"] = tuple(unknown_variables(env, r.read))
     values.update(overrides)
     s = Settings(**values)
@@ -180,19 +155,6 @@ def load_settings(
 
 
 def _check_combinations(s: Settings) -> None:
-    if s.discord_shard_ids is not None:
-        if s.discord_shard_count is None:
-            raise SettingsError("DISCORD_SHARD_IDS: needs DISCORD_SHARD_COUNT to be set as well")
-        bad = [i for i in s.discord_shard_ids if i >= s.discord_shard_count]
-        if bad:
-            raise SettingsError(f"DISCORD_SHARD_IDS: shard {bad[0]} is not below DISCORD_SHARD_COUNT")
-    slack_any = s.slack_bot_token or s.slack_app_token or s.slack_client_id
-    if slack_any and not s.slack_signing_secret and not s.slack_app_token:
-        raise SettingsError("SLACK_SIGNING_SECRET: required when SLACK_BOT_TOKEN or SLACK_CLIENT_ID is set")
-    if s.slack_client_id and not s.slack_client_secret:
-        raise SettingsError("SLACK_CLIENT_SECRET: required when SLACK_CLIENT_ID is set")
-    if s.slack_app_token and not s.slack_app_token.get().startswith("xapp-"):
-        raise SettingsError("SLACK_APP_TOKEN: must be an app-level token (starts with xapp-)")
     check_database_url(s.database_url)
 
 
@@ -225,7 +187,7 @@ def check_database_url(url: str) -> None:
 MAX_DEFER_AFTER = 2.5  # Discord drops an interaction that is neither answered nor deferred within 3 s
 
 
-def _defer_after(r: _Reader) -> float:
+def _defer_after(r: EnvReader) -> float:
     value = r.number("QUOTEBOT_DEFER_AFTER", 1.0)
     if not 0 < value <= MAX_DEFER_AFTER:
         raise SettingsError(
@@ -269,7 +231,12 @@ def unknown_variables(names: Iterable[str], known: Iterable[str]) -> list[str]:
     return out
 
 
-class _Reader:
+class EnvReader:
+    """Typed reads of environment variables; every error names the variable, never a secret's value.
+
+    Platform packages read their own settings with it (``bot.platform.PlatformSpec.read_settings``).
+    """
+
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.read: set[str] = set()  # every name asked for, so unknown (e.g. mistyped) variables can be reported

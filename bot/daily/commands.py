@@ -20,7 +20,8 @@ from bot.daily.schedule import (
     utc_now,
 )
 from bot.daily.scheduler import LeaseTokens
-from bot.reply import Reply, Request
+from bot.platforms import spec
+from bot.reply import Reply, ReplyKind, Request
 from bot.store import CLAIMED, FAILED, SENT, SKIPPED, UNKNOWN, Post, Store, Subscription
 from config.settings import Settings
 
@@ -37,12 +38,12 @@ HELP = """Daily quote for this channel ({who}):
 Example: daily subscribe 08:30 Europe/Berlin mars"""
 
 
-def _who_may(platform: str) -> str:
-    if platform == "discord":
-        return "members with the Manage Channels permission"
-    if platform == "slack":
-        return "workspace admins or the channel's creator"
-    return "people who can manage the channel"
+def who_may(platform: str) -> str:
+    """Who may change a channel's daily quote on ``platform``, as its registry entry words it."""
+    try:
+        return spec(platform).managers
+    except KeyError:
+        return "people who can manage the channel"
 
 
 class DailyService:
@@ -80,7 +81,7 @@ class DailyService:
         if sub in ("subscribe", "on", "off", "unsubscribe", "stop", "now"):
             if not request.can_manage:
                 return _notice(
-                    f"Only {_who_may(request.platform)} can change this channel's daily quote.", kind="refused"
+                    f"Only {who_may(request.platform)} can change this channel's daily quote.", kind=ReplyKind.REFUSED
                 )
             if sub in ("subscribe", "on"):
                 return await self._subscribe(request, rest)
@@ -99,9 +100,9 @@ class DailyService:
         return self.default_timezone
 
     def _help(self, request: Request) -> Reply:
-        text = HELP.format(who=f"changes by {_who_may(request.platform)}", time=self.default_time,
+        text = HELP.format(who=f"changes by {who_may(request.platform)}", time=self.default_time,
                            zone=self._zone_for(request))
-        return _notice(text, kind="daily")
+        return _notice(text, kind=ReplyKind.DAILY)
 
     async def _subscribe(self, request: Request, words: list[str]) -> Reply:
         hhmm, zone = self.default_time, self._zone_for(request)
@@ -115,14 +116,14 @@ class DailyService:
                 else:
                     break
         except BadInput as exc:
-            return _notice(f"{exc} Nothing was changed.", kind="bad_input")
+            return _notice(f"{exc} Nothing was changed.", kind=ReplyKind.BAD_INPUT)
         topic = " ".join(words) or None
         if topic and len(topic) > MAX_TOPIC_CHARS:
             return _notice(f"That topic is longer than {MAX_TOPIC_CHARS} characters. Nothing was changed.",
-                           kind="bad_input")
+                           kind=ReplyKind.BAD_INPUT)
         if topic and not await self.picker.pool(topic):
             return _notice(f"I have no quotes about “{topic}”, so nothing was changed. Try another topic, or none.",
-                           kind="bad_input")
+                           kind=ReplyKind.BAD_INPUT)
         now = self.clock()
         sub = await self.store.save_subscription(
             platform=request.platform, channel_id=request.channel_id, guild_id=request.guild_id, local_time=hhmm,
@@ -132,30 +133,31 @@ class DailyService:
                  request.channel_id, hhmm, zone)
         about = f", about “{topic}”" if topic else ""
         nxt = describe_instant(await self._next(sub, now), ZoneInfo(zone))
-        return Reply(text=f"Daily quote on: every day at {hhmm} {zone}{about}.\nNext post: {nxt}", kind="daily")
+        return Reply(text=f"Daily quote on: every day at {hhmm} {zone}{about}.\nNext post: {nxt}", kind=ReplyKind.DAILY)
 
     async def _off(self, request: Request) -> Reply:
         sub = await self.store.subscription(request.platform, request.channel_id)
         if sub is None or not sub.enabled:
-            return _notice("This channel has no daily quote to turn off.", kind="daily")
+            return _notice("This channel has no daily quote to turn off.", kind=ReplyKind.DAILY)
         await self.store.disable_subscription(sub.id, f"turned off by {request.user_id}", self.clock())
         log.info("daily: %s turned off %s channel %s", request.user_id, request.platform, request.channel_id)
-        return Reply(text="Daily quote turned off for this channel. `daily subscribe` starts it again.", kind="daily")
+        return Reply(text="Daily quote turned off for this channel. `daily subscribe` starts it again.",
+                     kind=ReplyKind.DAILY)
 
     async def _status(self, request: Request) -> Reply:
         sub = await self.store.subscription(request.platform, request.channel_id)
         if sub is None:
             return _notice("This channel has no daily quote. Start one with "
-                           "`daily subscribe [HH:MM] [Area/City] [topic]`.", kind="daily")
+                           "`daily subscribe [HH:MM] [Area/City] [topic]`.", kind=ReplyKind.DAILY)
         if not sub.enabled:
             return _notice(f"The daily quote here is off ({sub.disabled_reason or 'turned off'}). "
-                           "`daily subscribe` starts it again.", kind="daily")
+                           "`daily subscribe` starts it again.", kind=ReplyKind.DAILY)
         about = f", about “{sub.topic}”" if sub.topic else ""
         nxt = await self._next(sub, self.clock())
         return _notice(
             f"Daily quote: every day at {sub.local_time} {sub.tz}{about}.\n"
             f"Next post: {describe_instant(nxt, ZoneInfo(sub.tz))}",
-            kind="daily",
+            kind=ReplyKind.DAILY,
         )
 
     async def _next(self, sub: Subscription, now: datetime) -> datetime:
@@ -167,7 +169,7 @@ class DailyService:
         sub = await self.store.subscription(request.platform, request.channel_id)
         if sub is None or not sub.enabled:
             return _notice("This channel has no daily quote yet. Start one with `daily subscribe` first.",
-                           kind="daily")
+                           kind=ReplyKind.DAILY)
         now = self.clock()
         today = local_day(now, ZoneInfo(sub.tz))
         token = self.tokens.new()
@@ -175,28 +177,28 @@ class DailyService:
         if post is None:
             post = await self.store.post(sub.id, today)
             if post is None:
-                return _notice("Today's quote is being handled right now; try again in a moment.", kind="daily")
+                return _notice("Today's quote is being handled right now; try again in a moment.", kind=ReplyKind.DAILY)
             if post.status in (FAILED, SKIPPED):
                 taken = await self.store.transition(
                     post.id, now=now, from_status=[FAILED, SKIPPED], status=CLAIMED, owner=token,
                     lease_until=now + self.lease,
                 )
                 if not taken:
-                    return _notice("Today's quote is being handled right now; try again in a moment.", kind="daily")
+                    return _notice("Today's quote is being handled right now; try again in a moment.")
             else:
                 return await self._already(sub, post)
         hit = await self.picker.pick(sub, today, post.passage_key)
         if hit is None:
             await self.store.transition(post.id, now=now, from_status=[CLAIMED], owner_is=token, status=FAILED,
                                         last_error="no quotes available")
-            return _notice("I have no quotes to post right now.", kind="daily")
+            return _notice("I have no quotes to post right now.", kind=ReplyKind.DAILY)
         # The reply goes straight back to the channel, so the day counts as sent from here.
         sent = await self.store.transition(
             post.id, now=now, from_status=[CLAIMED], owner_is=token, status=SENT, passage_key=hit.passage.key,
             sent_at=now, lease_until=None, add_attempt=True,
         )
         if not sent:
-            return _notice("Today's quote is being handled right now; try again in a moment.", kind="daily")
+            return _notice("Today's quote is being handled right now; try again in a moment.", kind=ReplyKind.DAILY)
         log.info("daily: %s posted today's quote in %s channel %s by hand", request.user_id, sub.platform,
                  sub.channel_id)
         return daily_reply(hit, sub.topic, nonce=f"qd{post.id}")
@@ -207,11 +209,11 @@ class DailyService:
             if hit is not None and hit.passage.key == post.passage_key:
                 shown = daily_reply(hit, sub.topic, nonce=f"qd{post.id}")
                 return Reply(text="Today's quote was already posted here. Here it is again, just for you:",
-                             cards=shown.cards, actions=shown.actions, ephemeral=True, kind="daily")
-            return _notice("Today's quote was already posted here.", kind="daily")
-        return _notice("Today's quote is on its way to this channel.", kind="daily")
+                             cards=shown.cards, actions=shown.actions, ephemeral=True, kind=ReplyKind.DAILY)
+            return _notice("Today's quote was already posted here.", kind=ReplyKind.DAILY)
+        return _notice("Today's quote is on its way to this channel.", kind=ReplyKind.DAILY)
 
 
-def _notice(text: str, kind: str = "daily") -> Reply:
+def _notice(text: str, kind: ReplyKind = ReplyKind.DAILY) -> Reply:
     return Reply(text=text, ephemeral=True, kind=kind)
 

@@ -8,8 +8,9 @@ import random
 from datetime import date
 from typing import Protocol
 
+from bot import payloads
 from bot.core import card
-from bot.reply import Action, ActionKind, Reply
+from bot.reply import Action, ActionKind, Reply, ReplyKind
 from bot.store import Store, Subscription
 from retrieval.model import Hit
 
@@ -60,6 +61,7 @@ class QuotePicker:
 def daily_reply(hit: Hit, topic: str | None, nonce: str) -> Reply:
     """The message posted for a day: one quote card with a Context button."""
     key = hit.passage.key
-    actions = (Action(ActionKind.CONTEXT, "Context", f"ctx:{key}"),) if len(key) <= 86 else ()
+    ctx = payloads.context(key)
+    actions = (Action(ActionKind.CONTEXT, "Context", ctx),) if payloads.fits(ctx) else ()
     title = f"Quote of the day · {topic}" if topic else "Quote of the day"
-    return Reply(text=title, cards=(card(hit),), actions=actions, kind="daily", extra={"nonce": nonce})
+    return Reply(text=title, cards=(card(hit),), actions=actions, kind=ReplyKind.DAILY, extra={"nonce": nonce})

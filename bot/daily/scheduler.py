@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.daily.picking import QuotePicker, QuoteSource, daily_reply
 from bot.daily.schedule import Clock, due_at, local_day, utc_now
+from bot.platform import ChannelGone
 from bot.reply import Reply
 from bot.store import CLAIMED, FAILED, SENDING, SENT, SKIPPED, UNKNOWN, Post, Store, Subscription
 from config.settings import Settings
@@ -47,10 +48,6 @@ from retrieval.model import Hit
 log = logging.getLogger(__name__)
 
 Poster = Callable[[str, Reply], Awaitable[None]]
-
-
-class ChannelGone(Exception):
-    """Raised by an adapter's ``post()`` when the channel was deleted or the bot lost access to it."""
 
 
 def _instance_id() -> str:

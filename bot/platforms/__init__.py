@@ -6,9 +6,14 @@ To add a platform, create ``bot/platforms/<name>/`` (see ``bot.platform``) and a
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from bot.platform import PlatformSpec
+
+if TYPE_CHECKING:
+    from config.settings import EnvReader
 
 REGISTRY: tuple[str, ...] = (
     "console",
@@ -34,3 +39,8 @@ def spec(name: str) -> PlatformSpec:
 def names() -> tuple[str, ...]:
     """The registered platform names, e.g. for ``--platform`` choices."""
     return tuple(s.name for s in specs())
+
+
+def settings_sections() -> list[tuple[str, Callable[[EnvReader], Any]]]:
+    """``(name, read_settings)`` of every registered platform, for ``config.settings.load_settings``."""
+    return [(s.name, s.read_settings) for s in specs()]

@@ -215,18 +215,18 @@ class BotInProcess:
         import discord
         from discord.gateway import DiscordWebSocket
 
-        from bot.platforms.discord.adapter import DiscordAdapter
         from bot.app import core_options
         from bot.core import QuoteBot
+        from bot.platforms.discord.adapter import DiscordAdapter
         from config.settings import load_settings
 
         self._routing = (discord.http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
         settings = load_settings(self.env, dotenv_path=None)
         searcher = await asyncio.to_thread(self.make_searcher, settings)
         self._core = QuoteBot(searcher, core_options(settings))
-        self.adapter = DiscordAdapter(self._core, settings)
+        self.adapter = DiscordAdapter(self._core, settings, settings.platforms["discord"])
         before = len(self.server.identifies)
-        self._task = asyncio.create_task(self.adapter.run())
+        self._task = asyncio.create_task(self.adapter.serve())
         await self.server.wait_identified(before + 1)
 
     async def stop(self) -> int:

@@ -183,10 +183,11 @@ class SlackBotProcess:
 
     async def _start_in_process(self) -> None:
         """The adapter in this process, wired like ``bot.app.serve`` (store, daily service, memo)."""
-        from bot.platforms.slack.adapter import SlackAdapter
-        from bot.app import build_searcher, core_options
+        from bot.app import build_searcher, context_for, core_options
         from bot.core import QuoteBot
         from bot.daily import DailyService
+        from bot.http import HttpServer
+        from bot.platforms import spec
         from bot.store import SqlMemo, open_store
         from config.settings import load_settings
 
@@ -202,9 +203,11 @@ class SlackBotProcess:
         store = await open_store(settings.database_url)
         daily = DailyService(store, searcher, settings)
         core = QuoteBot(searcher, core_options(settings), memo=SqlMemo(store), daily=daily)
-        self.adapter = SlackAdapter(core, settings, daily=daily)
-        self.extra.update(core=core, store=store, searcher=searcher, daily=daily, settings=settings)
-        self.task = asyncio.create_task(self.adapter.run())
+        http = HttpServer(settings.host, settings.port)
+        self.adapter = spec("slack").build(context_for("slack", core, settings, http, store=store, daily=daily))
+        await http.start()
+        self.extra.update(core=core, store=store, searcher=searcher, daily=daily, settings=settings, http=http)
+        self.task = asyncio.create_task(self.adapter.serve())
 
     async def _wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -240,6 +243,8 @@ class SlackBotProcess:
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
+        if "http" in self.extra:
+            await self.extra.pop("http").close()
         if self.adapter is not None:
             await self.adapter.close()
         if self.task is not None:

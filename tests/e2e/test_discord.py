@@ -153,17 +153,19 @@ async def test_rejected_token_is_named_and_never_shown(corpus: Path, workdir: Pa
             assert "DISCORD_TOKEN: Discord rejected the token" in bot.output
             assert wrong not in bot.output
         else:
-            from bot.platforms.discord.adapter import DiscordAdapter
             from bot.app import build_searcher, core_options
             from bot.core import QuoteBot
-            from config.settings import SettingsError, load_settings
+            from bot.platform import PlatformUnavailable
+            from bot.platforms.discord.adapter import DiscordAdapter
+            from config.settings import load_settings
 
             settings = load_settings(env, dotenv_path=None)
-            adapter = DiscordAdapter(QuoteBot(build_searcher(settings), core_options(settings)), settings)
+            core = QuoteBot(build_searcher(settings), core_options(settings))
+            adapter = DiscordAdapter(core, settings, settings.platforms["discord"])
             routing = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
             try:
-                with pytest.raises(SettingsError, match="DISCORD_TOKEN: Discord rejected the token") as caught:
-                    await adapter.run()
+                with pytest.raises(PlatformUnavailable, match="DISCORD_TOKEN: Discord rejected the token") as caught:
+                    await adapter.serve()
             finally:
                 Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = routing
             assert wrong not in str(caught.value)
@@ -197,7 +199,7 @@ async def test_ask_answers_privately_with_timestamp_link_bold_words_and_buttons(
 
 
 async def test_slow_answer_is_deferred_then_followed_up(fresh) -> None:
-    d = await fresh(QUOTEBOT_DEFER_AFTER="0")
+    d = await fresh(QUOTEBOT_DEFER_AFTER="0.001")  # the smallest accepted: a search takes longer
     after = d.server.mark()
     sent = await d.server.slash("ask", [{"name": "question", "type": 3, "value": "landing the rocket on the ship"}])
     follow_up = await d.server.wait_answer(sent, after=after)

@@ -17,8 +17,8 @@ import pytest
 import pytest_asyncio
 
 from bot.daily import DailyScheduler
+from bot.platform import PlatformUnavailable
 from bot.reply import Reply
-from config.settings import SettingsError
 from tests.e2e.slack_api_server import BOT_USER, INSTALLED_TOKEN, TEAM, SlackApiServer
 from tests.e2e.slack_helpers import (
     BOT_TOKEN,
@@ -312,7 +312,7 @@ async def test_rejected_bot_token_is_reported_by_name_without_its_value(tmp_path
     env = bot_env(tmp, server.api_url, port, SLACK_BOT_TOKEN="xoxb-revoked-secret", **corpus)
     proc = SlackBotProcess(env, port)
     try:
-        with pytest.raises(SettingsError) as failure:
+        with pytest.raises(PlatformUnavailable) as failure:
             await proc.start(in_process=True)
         assert str(failure.value) == "SLACK_BOT_TOKEN: Slack rejected the token (invalid_auth)"
     finally:

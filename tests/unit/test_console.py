@@ -2,8 +2,8 @@
 
 import io
 
-from bot.platforms.console.adapter import ConsoleAdapter
 from bot.core import QuoteBot
+from bot.platforms.console.adapter import ConsoleAdapter
 from config.settings import load_settings
 from retrieval.search import open_searcher
 from tests.conftest import BUNDLED, ROOT
@@ -15,7 +15,7 @@ async def test_console_pages_and_widens_like_the_buttons(tmp_path):
     out = io.StringIO()
     stdin = io.StringIO("war and peace\nmore\ncontext 2\ncontext 9\n\nquit\nnever read\n")
     try:
-        await ConsoleAdapter(core, load_settings({}, dotenv_path=""), stdin=stdin, stdout=out).run()
+        await ConsoleAdapter(core, load_settings({}, dotenv_path=""), stdin=stdin, stdout=out).serve()
     finally:
         core.close()
     text = out.getvalue()

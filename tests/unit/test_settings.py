@@ -12,7 +12,7 @@ def settings(**env):
 def test_defaults_are_the_console_on_the_bundled_corpus():
     s = settings()
     assert s.corpus_dir == BUNDLED_CORPUS and s.manifest_path == BUNDLED_MANIFEST
-    assert not s.discord_enabled and not s.slack_enabled
+    assert not s.platforms["discord"].enabled and not s.platforms["slack"].enabled
     assert s.database_url.startswith("sqlite+aiosqlite:///")
 
 
@@ -45,8 +45,8 @@ def test_bad_values_name_the_variable(env, message):
 
 def test_secrets_never_show_their_value():
     s = settings(DISCORD_TOKEN="MTIz.super-secret", SLACK_SIGNING_SECRET="shh-value", SLACK_BOT_TOKEN="xoxb-abc")
-    assert s.discord_token.get() == "MTIz.super-secret"
-    shown = repr(s) + str(s) + f"{s.discord_token}"
+    assert s.platforms["discord"].token.get() == "MTIz.super-secret"
+    shown = repr(s) + str(s) + f"{s.platforms['discord'].token}"
     assert "super-secret" not in shown and "shh-value" not in shown and "xoxb-abc" not in shown
     with pytest.raises(SettingsError) as e:
         settings(DISCORD_TOKEN="has a space-secret")
@@ -58,10 +58,23 @@ def test_dotenv_file_is_read_and_the_environment_wins(tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text("PORT=4000\nLOG_LEVEL=debug\nDISCORD_PREFIX=?\n", encoding="utf-8")
     s = load_settings({"PORT": "5000"}, dotenv_path=env_file)
-    assert (s.port, s.log_level, s.discord_prefix) == (5000, "DEBUG", "?")
+    assert (s.port, s.log_level, s.platforms["discord"].prefix) == (5000, "DEBUG", "?")
 
 
 def test_platforms_enabled_by_their_settings():
     s = settings(DISCORD_TOKEN="t", SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", SLACK_COMMANDS="ask=/q")
-    assert s.discord_enabled and s.slack_enabled
-    assert s.slack_commands["ask"] == "/q" and s.slack_commands["quote"] == "/quote"
+    assert s.platforms["discord"].enabled and s.platforms["slack"].enabled
+    assert s.platforms["slack"].commands["ask"] == "/q" and s.platforms["slack"].commands["quote"] == "/quote"
+
+
+def test_every_registered_platform_reads_its_own_settings_and_nothing_else_names_it():
+    from bot.platforms import names, spec
+
+    s = settings(SLACK_APP_TOKEN="xapp-1", SLACK_BOT_TOKEN="xoxb-1")
+    assert set(names()) <= set(s.platforms) and {"console", "discord", "slack"} <= set(names())
+    assert s.platforms["slack"].enabled and s.platforms["slack"].socket_mode
+    assert not s.platforms["discord"].enabled and not s.platforms["console"].enabled
+    assert spec("console").fallback and not spec("discord").fallback
+    # Only the platform's own settings know its variables: shared settings read none of them.
+    shared = load_settings({"DISCORD_TOKEN": "t"}, dotenv_path="", sections=())
+    assert shared.platforms == {}

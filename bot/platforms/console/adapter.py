@@ -6,9 +6,10 @@ import asyncio
 import sys
 from typing import TextIO
 
+from bot import payloads
 from bot.core import QuoteBot
 from bot.plaintext import render_text
-from bot.reply import ActionKind, Reply, Request, Via
+from bot.reply import ActionKind, Reply, ReplyKind, Request, Via
 from config.settings import Settings
 
 BANNER = "quotebot: ask a question about the transcripts (help for commands, more / context N after an answer, "\
@@ -18,7 +19,7 @@ BANNER = "quotebot: ask a question about the transcripts (help for commands, mor
 class ConsoleAdapter:
     """Reads one message per line and prints each answer; ``more`` and ``context N`` act as the buttons."""
 
-    def __init__(self, core: QuoteBot, settings: Settings, *, daily=None,
+    def __init__(self, core: QuoteBot, settings: Settings, *,
                  stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
         self.core = core
         self.settings = settings
@@ -30,7 +31,7 @@ class ConsoleAdapter:
     def _request(self, text: str) -> Request:
         return Request(text=text, via=Via.CONSOLE, can_manage=True, default_timezone=self.settings.timezone)
 
-    async def run(self) -> None:
+    async def serve(self) -> None:
         interactive = self.stdin.isatty()
         if interactive:
             self._write(BANNER)
@@ -61,10 +62,10 @@ class ConsoleAdapter:
             n = int(arg) if arg.strip().isdigit() else 1
             if not 1 <= n <= len(last.cards):
                 return Reply(text=f"Pick a quote between 1 and {len(last.cards)}.")
-            reply = await self.core.handle_action(f"ctx:{last.cards[n - 1].passage_key}", self._request(text))
+            reply = await self.core.handle_action(payloads.context(last.cards[n - 1].passage_key), self._request(text))
         else:
             reply = await self.core.handle(self._request(text))
-        if reply.cards and reply.kind in ("answer", "quote"):
+        if reply.cards and reply.kind in (ReplyKind.ANSWER, ReplyKind.QUOTE):
             self._last = reply
         return reply
 

@@ -3,7 +3,7 @@
 Slash commands (``/ask``, ``/quote``, ``/sources``, ``/help``, ``/daily ...``), ``@quotebot``
 mentions, DMs and (with the message_content intent) prefix commands become a ``Request``;
 the ``Reply`` is rendered by ``bot.platforms.discord.render``. Buttons carry ``qb:<payload>`` custom
-ids and are routed from ``on_interaction``, so they keep working after a restart.
+ids (the core's opaque payload) and are routed from ``on_interaction``, so they keep working after a restart.
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 
 from bot.commands import strip_prefix
-from bot.core import QuoteBot
-from bot.daily import ChannelGone
+from bot.core import QuoteBot, apology
+from bot.payloads import shares_publicly
+from bot.platform import ChannelGone, PlatformUnavailable
 from bot.platforms.discord.render import ButtonSpec, DiscordMessage, payload_of, render
+from bot.platforms.discord.settings import DiscordSettings
 from bot.reply import Reply, Request, Via
 from config.settings import PROJECT_ROOT, Settings, SettingsError
 
@@ -36,23 +38,23 @@ NO_MENTIONS = discord.AllowedMentions.none()
 SYNC_STATE_FILE = "discord-commands.json"
 
 
-def route_to(settings: Settings) -> None:
+def route_to(settings: DiscordSettings) -> None:
     """Point discord.py's REST base and gateway at the configured URLs (a proxy, or a local server in tests).
 
     discord.py keeps both as class attributes, so this is process-wide: one Discord client per process.
     """
-    discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
-    if settings.discord_gateway_url:
-        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+    discord.http.Route.BASE = settings.api_base.rstrip("/")
+    if settings.gateway_url:
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
 
 
-def intents_for(settings: Settings) -> discord.Intents:
+def intents_for(settings: DiscordSettings) -> discord.Intents:
     """Guild and DM messages (mentions carry their text without the privileged intent)."""
     intents = discord.Intents.none()
     intents.guilds = True
     intents.guild_messages = True
     intents.dm_messages = True
-    intents.message_content = settings.discord_message_content
+    intents.message_content = settings.message_content
     return intents
 
 
@@ -66,12 +68,12 @@ def cache_dir(settings: Settings) -> Path:
 class DiscordAdapter:
     """Runs one discord.py client (sharded when shard settings are given) for a ``QuoteBot``."""
 
-    def __init__(self, core: QuoteBot, settings: Settings, *, daily: Any = None) -> None:
-        if not settings.discord_token:
+    def __init__(self, core: QuoteBot, settings: Settings, discord_settings: DiscordSettings) -> None:
+        if not discord_settings.token:
             raise SettingsError("DISCORD_TOKEN: required to run the Discord bot")
         self.core = core
         self.settings = settings
-        self.daily = daily
+        self.discord = discord_settings
         self.client: discord.Client | None = None
         self.tree: app_commands.CommandTree | None = None
         self._logged_in = asyncio.Event()
@@ -80,16 +82,16 @@ class DiscordAdapter:
 
     def build_client(self) -> discord.Client:
         """The configured client with its command tree and event handlers (not yet connected)."""
-        s = self.settings
+        s = self.discord
         route_to(s)
         # The bot never joins voice: no start-up warnings about voice libraries.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         # guild_ready_timeout: on_ready fires after this long without a new GUILD_CREATE; nothing here waits for it.
         options: dict[str, Any] = dict(intents=intents_for(s), allowed_mentions=NO_MENTIONS, guild_ready_timeout=0.5)
-        if s.discord_shard_count is not None or s.discord_shard_ids is not None:
-            ids = list(s.discord_shard_ids) if s.discord_shard_ids is not None else None
+        if s.shard_count is not None or s.shard_ids is not None:
+            ids = list(s.shard_ids) if s.shard_ids is not None else None
             client: discord.Client = discord.AutoShardedClient(
-                shard_count=s.discord_shard_count, shard_ids=ids, **options
+                shard_count=s.shard_count, shard_ids=ids, **options
             )
         else:
             client = discord.Client(**options)
@@ -102,23 +104,23 @@ class DiscordAdapter:
         self.client, self.tree = client, tree
         return client
 
-    async def run(self) -> None:
+    async def serve(self) -> None:
         """Connect and serve until cancelled or ``close()``; the client is always closed on the way out."""
         client = self.client or self.build_client()
-        if not self.settings.discord_message_content:
+        if not self.discord.message_content:
             log.info(
                 "Discord prefix commands (%s...) are off: the privileged message_content intent is not enabled "
                 "(set DISCORD_MESSAGE_CONTENT=true after enabling it in the Developer Portal); "
                 "slash commands, @mentions and DMs work.",
-                self.settings.discord_prefix,
+                self.discord.prefix,
             )
         try:
             async with client:
-                await client.start(self.settings.discord_token.get())  # type: ignore[union-attr]
+                await client.start(self.discord.token.get())  # type: ignore[union-attr]
         except discord.LoginFailure:
-            raise SettingsError("DISCORD_TOKEN: Discord rejected the token (value not shown)") from None
+            raise PlatformUnavailable("DISCORD_TOKEN: Discord rejected the token (value not shown)") from None
         except discord.PrivilegedIntentsRequired:
-            raise SettingsError(
+            raise PlatformUnavailable(
                 "DISCORD_MESSAGE_CONTENT: the Message Content intent is not enabled for this bot in the "
                 "Developer Portal; enable it there or unset DISCORD_MESSAGE_CONTENT"
             ) from None
@@ -126,7 +128,7 @@ class DiscordAdapter:
             log.info("Discord client closed")
 
     async def close(self) -> None:
-        """Disconnect from the gateway and close the HTTP session; ``run()`` then returns."""
+        """Disconnect from the gateway and close the HTTP session; ``serve()`` then returns."""
         client = self.client
         if client is None or client.is_closed():
             return
@@ -162,7 +164,7 @@ class DiscordAdapter:
         assert self.client is not None and self.tree is not None
         payload = [cmd.to_dict(self.tree) for cmd in self.tree.get_commands()]
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-        key = f"{self.settings.discord_api_base}|{self.client.application_id}"
+        key = f"{self.discord.api_base}|{self.client.application_id}"
         path = cache_dir(self.settings) / SYNC_STATE_FILE
         try:
             state = json.loads(path.read_text())
@@ -246,7 +248,7 @@ class DiscordAdapter:
             return
         try:
             request = self._interaction_request(interaction, "", None, Via.BUTTON)
-            guess = False if payload.startswith("post:") else self.settings.ephemeral
+            guess = False if shares_publicly(payload) else self.settings.ephemeral
             await self._answer(interaction, self.core.handle_action(payload, request), guess)
         except Exception:
             await self._apologise(interaction, "button")
@@ -302,7 +304,7 @@ class DiscordAdapter:
     async def _apologise(self, interaction: discord.Interaction, what: str, error: BaseException | None = None) -> None:
         ref = uuid.uuid4().hex[:8]
         log.error("discord %s failed ref=%s", what, ref, exc_info=error or True)
-        msg = render(_apology(ref))
+        msg = render(apology(ref))
         try:
             if interaction.response.is_done():
                 await interaction.followup.send(ephemeral=True, **self._message_kwargs(msg))
@@ -339,14 +341,14 @@ class DiscordAdapter:
             ref = uuid.uuid4().hex[:8]
             log.exception("discord message handling failed ref=%s", ref)
             try:
-                await self._send_to(message.channel, render(_apology(ref), public=True), reference=message)
+                await self._send_to(message.channel, render(apology(ref), public=True), reference=message)
             except Exception:
                 log.warning("could not send the apology ref=%s", ref, exc_info=True)
 
     def _message_text(self, message: discord.Message, me: discord.ClientUser) -> tuple[str, Via] | None:
         content = message.content or ""
-        if self.settings.discord_message_content:
-            rest = strip_prefix(content, self.settings.discord_prefix)
+        if self.discord.message_content:
+            rest = strip_prefix(content, self.discord.prefix)
             if rest is not None:
                 return rest.strip(), Via.PREFIX
         if me in message.mentions:
@@ -411,8 +413,3 @@ def _view(buttons: tuple[ButtonSpec, ...]) -> discord.ui.View | None:
     # A stopped view is sent but not kept in discord.py's view store: nothing piles up in memory.
     view.stop()
     return view
-
-
-def _apology(ref: str) -> Reply:
-    return Reply(text=f"Sorry, something went wrong on my side. Reference: {ref}.", ephemeral=True, error_ref=ref,
-                 kind="error")

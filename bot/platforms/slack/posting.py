@@ -1,0 +1,119 @@
+"""Everything the Slack adapter sends: response_url answers, chat.postMessage / postEphemeral, daily posts."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.platform import ChannelGone
+from bot.platforms.slack.install import Installations
+from bot.platforms.slack.render import render
+from bot.reply import Reply
+
+log = logging.getLogger(__name__)
+
+# Web API errors meaning the bot can no longer post to a channel.
+GONE_ERRORS = frozenset({
+    "channel_not_found", "is_archived", "not_in_channel", "account_inactive", "token_revoked",
+    "invalid_auth", "team_access_not_granted", "ekm_access_denied", "restricted_action",
+})
+
+
+class Outbox:
+    """Sends replies to Slack over one aiohttp session (opened by ``open``, closed by ``close``).
+
+    In multi-workspace mode (``installations`` given) channel ids carry their team (``T123:C456``),
+    so a daily post finds the team's token.
+    """
+
+    def __init__(self, client: AsyncWebClient, installations: Installations | None, logger: logging.Logger) -> None:
+        self.client = client
+        self.installations = installations
+        self._sdk_log = logger
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        self._session = aiohttp.ClientSession()
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def qualify(self, team: str | None, channel: str) -> str:
+        """The channel id the core sees: ``team:channel`` in multi-workspace mode, else the channel."""
+        return f"{team}:{channel}" if self.installations is not None and team else channel
+
+    def web_for(self, token: str | None) -> AsyncWebClient:
+        """A Web client with the request's bot token (the team's, in multi-workspace mode)."""
+        return AsyncWebClient(
+            token=token, base_url=self.client.base_url, session=self._session, logger=self._sdk_log,
+            retry_handlers=self.client.retry_handlers.copy(),
+        )
+
+    async def respond(self, url: str, reply: Reply, *, ephemeral: bool, shared_by: str | None = None) -> None:
+        """Post ``reply`` to a response_url: ephemeral to the asker, or in the channel."""
+        message = render(reply, public=not ephemeral, shared_by=shared_by)
+        body = {
+            "response_type": "ephemeral" if ephemeral else "in_channel",
+            "replace_original": False,
+            **message.payload(),
+        }
+        await self.post_response(url, body)
+
+    async def post_response(self, url: str, body: dict[str, Any]) -> None:
+        hook = AsyncWebhookClient(
+            url, session=self._session, logger=self._sdk_log,
+            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
+        )
+        response = await hook.send_dict(body)
+        if response.status_code != 200:
+            # The URL is a credential: log the status only.
+            log.warning("slack: response_url answered %s (%s)", response.status_code, response.body[:100])
+
+    async def send(
+        self, client: AsyncWebClient, channel: str, reply: Reply, *, thread: str | None, user: str,
+        force_ephemeral: bool = False,
+    ) -> None:
+        """Answer in a channel: a notice only the asker sees, or a public message (in ``thread``)."""
+        message = render(reply, public=True)
+        private_notice = reply.ephemeral and not reply.cards and not channel.startswith("D")
+        if force_ephemeral or private_notice:
+            await client.chat_postEphemeral(
+                channel=channel, user=user, thread_ts=thread, text=message.text, blocks=message.blocks
+            )
+            return
+        await client.chat_postMessage(
+            channel=channel, thread_ts=thread, text=message.text, blocks=message.blocks,
+            unfurl_links=False, unfurl_media=False,
+        )
+
+    async def post(self, channel_id: str, reply: Reply) -> None:
+        """Post ``reply`` publicly (daily quotes). Raises ``ChannelGone`` when posting is no longer possible."""
+        team, _, channel = channel_id.rpartition(":")
+        message = render(reply, public=True)
+        try:
+            client = await self._client_for(team or None)
+            await client.chat_postMessage(
+                channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
+            )
+        except SlackApiError as e:
+            error = e.response.get("error", "")
+            if error in GONE_ERRORS:
+                raise ChannelGone(f"slack channel {channel_id}: {error}") from None
+            raise
+
+    async def _client_for(self, team: str | None) -> AsyncWebClient:
+        """The Web client for ``team``: the single bot token, or the team's installation."""
+        if self.installations is None:
+            return self.web_for(self.client.token)
+        token = await self.installations.bot_token(team)
+        if token is None:
+            raise ChannelGone(f"slack team {team}: the app is not installed")
+        return self.web_for(token)
