@@ -1,5 +1,5 @@
 # Shortcuts for tasks.py (which needs only Python 3.11).
-.PHONY: run test lint eval bench
+.PHONY: run test lint eval bench lock
 run:
 	python3 tasks.py run
 test:
@@ -10,3 +10,5 @@ eval:
 	python3 tasks.py eval
 bench:
 	python3 tasks.py bench
+lock:
+	python3 tasks.py lock

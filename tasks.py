@@ -123,12 +123,9 @@ def write_lock(path: Path = REQUIREMENTS) -> int:
                     "--ignore-installed", "--report", str(report), "."], check=True, cwd=ROOT, stdout=sys.stderr)
     resolved = json.loads(report.read_text())["install"]
     report.unlink()
-    pins = sorted(
-        (item["metadata"]["name"], item["metadata"]["version"])
-        for item in resolved
-        if item["metadata"]["name"].lower() != "quotebot"
-    )
-    lines = [f"{name}=={version}" for name, version in sorted(pins, key=lambda p: p[0].lower())]
+    pins = [(item["metadata"]["name"], item["metadata"]["version"]) for item in resolved
+            if item["metadata"]["name"].lower() != "quotebot"]
+    lines = [f"{name}=={version}" for name, version in sorted(pins, key=lambda pin: pin[0].lower())]
     path.write_text(LOCK_HEADER + "\n".join(lines) + "\n-e .\n")
     _say(f"wrote {len(lines)} pins to {path.name}")
     return 0
