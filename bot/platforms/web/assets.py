@@ -14,6 +14,7 @@ CSS = """\
 body { margin: 0 auto; max-width: 48rem; padding: 1rem; font: 1.05rem/1.55 system-ui, sans-serif; }
 header .site { font-weight: 700; letter-spacing: .02em; margin: 0 0 .5rem; }
 h1 { font-size: 1.35rem; margin: 1.2rem 0 .6rem; }
+form.search { margin: 0 0 1.2rem; }
 form.search label { display: block; font-weight: 600; margin-bottom: .3rem; }
 form.search .row { display: flex; gap: .5rem; }
 form.search input { flex: 1; min-width: 0; font: inherit; padding: .45rem .6rem; border: 2px solid var(--line);
