@@ -118,7 +118,8 @@ async def serve(settings: Settings, platforms: list[str]) -> None:
         store = await open_store(settings.database_url)
         daily = DailyService(store, searcher, settings)
         memo = SqlMemo(store)
-    core = QuoteBot(searcher, core_options(settings), memo=memo, daily=daily)
+    feeds = _feed_commands(settings, searcher)
+    core = QuoteBot(searcher, core_options(settings), memo=memo, daily=daily, feeds=feeds)
     http = HttpServer(settings.host, settings.port)
     adapters: dict[str, Adapter] = {}
     tasks: list[asyncio.Task] = []
@@ -133,6 +134,7 @@ async def serve(settings: Settings, platforms: list[str]) -> None:
             scheduler = DailyScheduler.from_settings(store, searcher, posters, settings)
             tasks.append(asyncio.create_task(scheduler.run(), name="daily"))
         tasks.append(asyncio.create_task(_watch_corpus(searcher), name="corpus-watch"))
+        tasks.append(asyncio.create_task(_refresh_feeds(feeds), name="feeds"))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -158,6 +160,27 @@ async def serve(settings: Settings, platforms: list[str]) -> None:
         core.close()
         if store is not None:
             await store.close()
+
+
+def _feed_commands(settings: Settings, searcher: Searcher):
+    """The ``feed`` command service; new episodes it stores are indexed at once (changed files only)."""
+    from bot.feeds import FeedCommands, feed_manager
+
+    async def reindex(reports) -> None:
+        try:
+            if await asyncio.to_thread(searcher.refresh):
+                log.info("feeds: new episodes indexed; %d passages in use", searcher.index.size)
+        except Exception as e:  # a broken file elsewhere in the corpus must not stop the bot
+            log.error("feeds: new episodes stored but not indexed; still serving the previous index: %s", e)
+
+    return FeedCommands(feed_manager(settings), reindex)
+
+
+async def _refresh_feeds(feeds) -> None:
+    """Fetch followed feeds as they fall due (QUOTEBOT_FEED_REFRESH_MINUTES) and index new episodes."""
+    from retrieval.feeds.schedule import refresh_forever
+
+    await refresh_forever(feeds.manager, feeds.after_change)
 
 
 async def _watch_corpus(searcher: Searcher, every: float = 30.0) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-COMMANDS = ("ask", "quote", "sources", "help", "daily", "more", "context")
+COMMANDS = ("ask", "quote", "sources", "help", "daily", "feed", "more", "context")
 _ALIASES = {"q": "ask", "search": "ask", "source": "sources", "list": "sources", "?": "help"}
 _MENTION = re.compile(r"^\s*(<@!?\d+>|<@[A-Z0-9]+(\|[^>]*)?>)\s*[:,]?\s*")
 

@@ -16,10 +16,10 @@ from bot.commands import Command, parse
 from bot.memo import InMemoryMemo, Memo
 from bot.payloads import Intent
 from bot.ratelimit import RateLimiter
-from bot.reply import Action, ActionKind, QuoteCard, Reply, ReplyKind, Request
+from bot.reply import Action, ActionKind, QuoteCard, Reply, ReplyKind, Request, Via
 from retrieval.links import thumbnail_url
 from retrieval.model import Hit
-from retrieval.search import Searcher
+from retrieval.retriever import Retriever
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,17 @@ class DailyCommands(Protocol):
     async def handle(self, request: Request, arg: str) -> Reply: ...
 
 
+class FeedCommands(Protocol):
+    """What the core needs from the podcast-feed service (``bot.feeds``): ``feed ARG`` answered in plain text."""
+
+    async def handle(self, arg: str) -> str: ...
+
+
+FEED_VERBS = ("add", "list", "ls", "remove", "rm", "delete", "refresh")
+FEEDS_ADMIN_ONLY = ("Only admins can change the podcast feeds: use /quote-admin feed add URL (Manage Server on "
+                    "Discord, workspace admins on Slack), or the console.")
+
+
 @dataclass(frozen=True, slots=True)
 class CoreOptions:
     """Tunable behaviour of the core, filled from settings at the entry point."""
@@ -54,21 +65,23 @@ class CoreOptions:
 
 
 class QuoteBot:
-    """Routes commands to the searcher and builds platform-neutral replies."""
+    """Routes commands to the searcher (any ``retrieval.retriever.Retriever``) and builds platform-neutral replies."""
 
     def __init__(
         self,
-        searcher: Searcher,
+        searcher: Retriever,
         options: CoreOptions | None = None,
         *,
         memo: Memo | None = None,
         daily: DailyCommands | None = None,
+        feeds: FeedCommands | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.searcher = searcher
         self.options = options or CoreOptions()
         self.memo = memo or InMemoryMemo()
         self.daily = daily
+        self.feeds = feeds
         self.rng = rng or random.Random()
         self.limiter = RateLimiter(self.options.rate_per_minute, self.options.rate_burst)
         self._pool = ThreadPoolExecutor(self.options.search_threads, thread_name_prefix="search")
@@ -122,6 +135,8 @@ class QuoteBot:
                 return Reply(text="Daily quotes are not configured on this bot.", kind=ReplyKind.DAILY,
                              ephemeral=True)
             return await self.daily.handle(request, command.arg)
+        if command.name == "feed":
+            return await self._feed(request, command.arg)
         if command.name in ("more", "context"):
             return Reply(text="Use the buttons under an answer for more results or context.", ephemeral=True)
         return await self._ask(request, command.arg)
@@ -176,6 +191,19 @@ class QuoteBot:
             link = f" {s.url}" if s.url else ""
             lines.append(f"• {s.title}{when}{link}")
         return Reply(text="Transcripts I search:\n" + "\n".join(lines), kind=ReplyKind.SOURCES, ephemeral=True)
+
+    async def _feed(self, request: Request, arg: str) -> Reply:
+        """Feeds change what everyone searches: changes come only from the console and from a platform's
+        admin command (``Request.command == "feed"``, sent after that platform's own admin check)."""
+        verb = arg.split(" ", 1)[0].lower()
+        admin = request.via is Via.CONSOLE or request.command == "feed"
+        if not admin and verb not in FEED_VERBS:
+            return await self._ask(request, f"feed {arg}".strip())  # a question that starts with "feed"
+        if self.feeds is None:
+            return Reply(text="Podcast feeds are not configured on this bot.", ephemeral=True)
+        if not admin and verb not in ("list", "ls"):
+            return Reply(text=FEEDS_ADMIN_ONLY, ephemeral=True)
+        return Reply(text=await self.feeds.handle(arg), ephemeral=True)
 
     # --- buttons ------------------------------------------------------------------
 

@@ -75,6 +75,8 @@ class Settings:
     timezone: str = "UTC"
     daily_grace_minutes: int = 180
     daily_poll_seconds: float = 30.0
+    daily_lease_seconds: float = 30.0
+    stop_grace_seconds: float = 20.0
     # podcast feeds (retrieval.feeds)
     feed_refresh_minutes: float = 60.0
     feed_timeout_seconds: float = 30.0
@@ -138,6 +140,8 @@ def load_settings(
         timezone=r.zone("QUOTEBOT_TIMEZONE", "UTC"),
         daily_grace_minutes=int(r.number("QUOTEBOT_DAILY_GRACE_MINUTES", 180, minimum=0, integer=True)),
         daily_poll_seconds=r.number("QUOTEBOT_DAILY_POLL_SECONDS", 30.0, minimum=0.05),
+        daily_lease_seconds=r.number("QUOTEBOT_DAILY_LEASE_SECONDS", 30.0, minimum=1, maximum=3600),
+        stop_grace_seconds=r.number("QUOTEBOT_STOP_GRACE_SECONDS", 20.0, minimum=0, maximum=300),
         feed_refresh_minutes=r.number("QUOTEBOT_FEED_REFRESH_MINUTES", 60.0, minimum=0.01, maximum=7 * 24 * 60),
         feed_timeout_seconds=r.number("QUOTEBOT_FEED_TIMEOUT_SECONDS", 30.0, minimum=0.1, maximum=600),
         feed_max_mb=r.number("QUOTEBOT_FEED_MAX_MB", 16.0, minimum=0.001, maximum=32),

@@ -445,5 +445,7 @@ def _log(report: FeedReport) -> None:
         log.error("feed %s", report.summary())
     elif report.left_out or report.warning:
         log.warning("feed %s", report.summary())
-    else:
+    elif report.changed:
         log.info("feed %s", report.summary())
+    else:
+        log.debug("feed %s", report.summary())
