@@ -19,6 +19,7 @@ REGISTRY: tuple[str, ...] = (
     "console",
     "discord",
     "slack",
+    "web",
 )
 
 
