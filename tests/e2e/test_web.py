@@ -332,3 +332,14 @@ def test_web_page_and_slack_events_share_one_server(tmp_path):
             assert set(json.loads(r.read())["platforms"]) >= {"web", "slack"}
     finally:
         bot.stop()
+
+
+def test_a_source_without_a_link_shows_its_time_as_text_and_its_permalink_works(bot, nojs):
+    # archive/zeppelin.srt is not in the manifest: titled from its file name, no URL.
+    card = search(nojs, bot.base, "zeppelin harbour")[0]
+    assert not card.find_elements(By.CSS_SELECTOR, "a.time, .player")
+    assert card.find_element(By.CSS_SELECTOR, ".time").text == "0:03"
+    quote = quote_of(card)
+    nojs.get(card.find_element(By.CSS_SELECTOR, "a.permalink").get_attribute("href"))
+    assert quote_of(cards(nojs)[0]) == quote
+    assert meta(nojs, "og:image") is None and meta(nojs, "og:description") == quote

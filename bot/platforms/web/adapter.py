@@ -14,7 +14,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -103,7 +102,7 @@ class WebAdapter:
         return _html(body, media=_media(reply.cards))
 
     async def _context(self, request: web.Request) -> web.Response:
-        key = unquote(request.match_info["key"])
+        key = request.match_info["key"]  # already percent-decoded by the router
         query = " ".join(request.query.get("q", "").split())
         page = _page_number(request.query.get("page", "1"))
         if "@" not in key or not key.rpartition("@")[2].isdigit():
@@ -121,7 +120,7 @@ class WebAdapter:
 
     async def _quote(self, request: web.Request) -> web.Response:
         # Not rate limited: unfurlers (Discordbot, Slackbot) fetch a shared link in bursts, and it is one lookup.
-        key = unquote(request.match_info["key"])
+        key = request.match_info["key"]  # already percent-decoded by the router
         if split_key(key) is None:
             raise BadRequest("That is not a link to a quote.")
         c = await asyncio.get_running_loop().run_in_executor(None, quote_card, self.core.searcher, key)
