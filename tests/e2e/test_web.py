@@ -85,7 +85,11 @@ def meta(driver, name: str) -> str | None:
 
 
 def loaded_resources(driver) -> list[str]:
-    return driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    """Everything the page fetched, or refers to as something to fetch (sources, stylesheets, frames)."""
+    return driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name).concat("
+        "Array.from(document.querySelectorAll('[src], link[href]'), e => e.src || e.href))"
+    )
 
 
 def search(driver, base: str, query: str) -> list:
