@@ -7,32 +7,33 @@ Two general signals, no per-question rules:
   uses counts with the highest idf the corpus has, so "does he play chess" over a corpus
   without chess covers little however often "play" occurs. A stand-in for an unknown word
   (``retrieval.fuzzy``) counts with its weight.
-- **cosine** (hybrid mode): how similar the best moment is to the question, compared with
-  the similarity the question has to the corpus at large (``Ranked.stats``): an answer
-  stands out from the bulk of passages.
+- **cosine** (hybrid mode): how similar the best moment is to the question, against what
+  unrelated questions reach in the same corpus with the same model: the best cosines of
+  ``PROBES``, everyday questions a talk rarely answers, give the corpus's null distribution
+  (so the thresholds follow the model's and the corpus's own scale).
 
-A moment answers when it covers most of the question, or when it covers some of it and is
-clearly similar, or when it is very similar though it shares few words (a paraphrase).
+Hybrid mode: a moment answers when its cosine is above nearly all the probes' (a
+paraphrase may share no word), or above the typical probe's while it holds some of the
+question's words. Lexical mode: when it holds at least a tenth of the question's weight.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from retrieval.analyze import CJK_RANGES
 from retrieval.index import Index
 from retrieval.rank import events
+from retrieval.text import CJK
 
 if TYPE_CHECKING:
     from retrieval.search import QueryPlan, Ranked
 
 
-_CJK = re.compile(f"[{CJK_RANGES}]")
+_CJK = CJK
 MISSING_BIGRAM_SHARE = 0.2  # weight of a Chinese bigram the corpus lacks, against an unknown word
 
 
@@ -40,10 +41,40 @@ MISSING_BIGRAM_SHARE = 0.2  # weight of a Chinese bigram the corpus lacks, again
 class AbstainParams:
     enabled: bool = True
     min_coverage: float = 0.1  # lexical mode: a moment must hold this share of the question's weight
-    # hybrid mode: cosine above the corpus's typical cosine for this question, in its standard deviations
-    strong_z: float = 6.0  # enough on its own
-    weak_z: float = 3.5  # enough with some coverage
-    weak_coverage: float = 0.25
+    # Hybrid mode, against the best cosines that unrelated probe questions (PROBES) reach in
+    # this corpus with this model: clearly above nearly all of them is enough on its own ...
+    strong_quantile: float = 0.9
+    # ... and above the typical one is enough when the moment holds some of the question's words.
+    weak_quantile: float = 0.5
+    margin: float = 0.05
+    weak_coverage: float = 0.3
+
+
+# Questions about everyday topics that talks and interviews rarely cover, in many fields:
+# the best cosine each reaches in a corpus is what "unrelated" looks like there. A corpus
+# that does cover one or two of them moves the upper quantiles little.
+PROBES = (
+    "what is the boiling point of water at high altitude",
+    "how long should I roast a chicken in the oven",
+    "which team won the football league last season",
+    "how do I get red wine stains out of a carpet",
+    "what is the best fertiliser for roses",
+    "how often should a cat be taken to the vet",
+    "what are the symptoms of the flu",
+    "how do I change a flat tyre on a bicycle",
+    "what is the capital city of australia",
+    "which shoes are best for running a marathon",
+    "how do you knit a scarf for beginners",
+    "what causes the tides in the ocean",
+    "how do I tune a guitar by ear",
+    "what is a good recipe for banana bread",
+    "how much water should a houseplant get",
+    "when was the great wall of china built",
+    "how do I unclog a kitchen sink",
+    "what is the difference between a crocodile and an alligator",
+    "how do you play the card game bridge",
+    "what should I pack for a ski holiday",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +123,16 @@ def evidence(index: Index, plan: QueryPlan, ranked: Ranked, doc: int) -> Evidenc
     if ranked.cosine is None:
         return Evidence(cov, None, None)
     at = np.flatnonzero(ranked.cand == doc)
-    cos = float(ranked.cosine[at[0]]) if len(at) else float(ranked.stats.get("mean", 0.0))
+    cos = float(ranked.cosine[at[0]]) if len(at) else 0.0
     sd = ranked.stats.get("std", 0.0)
     z = (cos - ranked.stats.get("mean", 0.0)) / sd if sd > 0 else 0.0
     return Evidence(cov, cos, z)
+
+
+def null_quantiles(best: np.ndarray, params: AbstainParams) -> dict[str, float]:
+    """The cosine thresholds from the best cosines ``best`` that the PROBES reach in a corpus."""
+    return {"strong": float(np.quantile(best, params.strong_quantile)) + params.margin,
+            "weak": float(np.quantile(best, params.weak_quantile)) + params.margin}
 
 
 def answers(index: Index, plan: QueryPlan, ranked: Ranked, doc: int, params: AbstainParams) -> bool:
@@ -103,6 +140,8 @@ def answers(index: Index, plan: QueryPlan, ranked: Ranked, doc: int, params: Abs
     if not params.enabled:
         return True
     ev = evidence(index, plan, ranked, doc)
-    if ev.z is None:
+    if ev.cosine is None or "strong" not in ranked.stats:
         return ev.coverage >= params.min_coverage
-    return ev.z >= params.strong_z or (ev.z >= params.weak_z and ev.coverage >= params.weak_coverage)
+    if ev.cosine >= ranked.stats["strong"]:
+        return True
+    return ev.cosine >= ranked.stats["weak"] and ev.coverage >= params.weak_coverage

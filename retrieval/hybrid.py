@@ -33,18 +33,20 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.abstain import PROBES, AbstainParams, null_quantiles
 from retrieval.analyze import Analyzer
 from retrieval.index import Index
 from retrieval.library import Extra
 from retrieval.rank import RankParams, extend, lexical_evidence
 from retrieval.search import QueryPlan, Ranked, Searcher, lexical_candidates, weighted_scores
-from retrieval.segment import CJK, SENTENCE_END
+from retrieval.segment import SENTENCE_END
 from retrieval.semantic import Embedder
+from retrieval.text import CJK, CJK_RANGES
 
 log = logging.getLogger(__name__)
 
 UNITS_VERSION = 3
-_WORDISH = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|\S+")
+_WORDISH = re.compile(rf"[{CJK_RANGES}]|\S+")
 _ARRAYS = ("unit_src", "unit_cstart", "unit_cend", "pair_unit", "pair_doc", "unit_vecs", "doc_vecs")
 
 
@@ -305,6 +307,8 @@ class HybridRanker:
         self._sem_lock = threading.Lock()
         self._sem: tuple[Index, SemanticIndex] | None = None
         self._blas_limit = _one_blas_thread()
+        self.abstain = AbstainParams()
+        self._null: tuple[Index, dict[str, float]] | None = None
 
     def describe(self) -> str:
         return f"hybrid (BM25 + {self.embedder.info.name}, {self.embedder.dim}-d)"
@@ -326,6 +330,18 @@ class HybridRanker:
                         log.warning("embeddings not saved beside the index (%s); kept in memory", e)
             self._sem = (index, sem)
             return sem
+
+    def null_for(self, index: Index) -> dict[str, float]:
+        """Cosine thresholds for abstaining in ``index`` (see ``retrieval.abstain.PROBES``), once per index."""
+        cached = self._null
+        if cached is not None and cached[0] is index:
+            return cached[1]
+        sem = self.semantic_for(index)
+        best = np.array([float(sem.passage_scores(self.embedder.embed_query(q), self.params.unit_share).max())
+                         for q in PROBES])
+        out = null_quantiles(best, self.abstain)
+        self._null = (index, out)
+        return out
 
     def rank(self, index: Index, plan: QueryPlan, depth: int) -> Ranked:
         """BM25 and semantic top candidates, pooled and fused."""
@@ -355,7 +371,7 @@ class HybridRanker:
             w = p.cjk_sem_weight
         cos = cosine[cand].astype(np.float64)
         keep = (lex > 0) | (cos >= p.min_cosine)
-        stats = {"mean": float(cosine.mean()), "std": float(cosine.std()), "max": float(cosine.max())}
+        stats = {"mean": float(cosine.mean()), "std": float(cosine.std()), **self.null_for(index)}
         return Ranked(cand[keep], ((1.0 - w) * lex_n + w * cos)[keep], cos[keep], stats)
 
 
@@ -369,6 +385,7 @@ def HybridSearcher(index: Index, analyzer: Analyzer, rank: RankParams | None = N
     rank = rank or RankParams()
     ranker = HybridRanker(embedder, params, rank)
     ranker.semantic_for(index)
+    ranker.null_for(index)
     return Searcher(index, analyzer, rank, refresh, ranker=ranker)
 
 
