@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from bot import payloads
-from bot.core import QuoteBot
+from bot.core import QuoteBot, apology, new_ref
 from bot.platform import ChannelGone
 from bot.platforms.web import pages
 from bot.platforms.web.assets import CSS, JS, content_security_policy
@@ -158,10 +157,9 @@ class WebAdapter:
             except web.HTTPException:
                 raise
             except Exception:
-                ref = uuid.uuid4().hex[:8]
+                ref = new_ref()
                 log.exception("web: %s failed ref=%s", request.path[:200], ref)
-                text = f"Sorry, something went wrong on my side. Reference: {ref}."
-                return _html(pages.message_page("Something went wrong", text), status=500)
+                return _html(pages.message_page("Something went wrong", apology(ref).text), status=500)
 
         return guarded
 
