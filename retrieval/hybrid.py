@@ -159,9 +159,15 @@ def build_units(index: Index, unit_words: float, ends: np.ndarray | None = None)
         d_s, d_e = p_s[docs], p_e[docs]
         sents = _sentences(text, int(d_s.min()), int(np.asarray(index.a["p_cend"])[docs].max()), unit_words)
         seen: set[tuple[int, int]] = set()
+        # a unit is one speaker's words: it never runs past the start of another speaker's turn
+        spk = np.asarray(index.a["p_speaker"])[docs]
+        turns = np.asarray(index.a["p_cstart"])[docs][1:][spk[1:] != spk[:-1]]
         for i in range(len(sents)):
             j, total = i, sents[i][2]
-            while j + 1 < len(sents) and total + sents[j + 1][2] <= unit_words:
+            at = int(np.searchsorted(turns, sents[i][0], side="right"))
+            limit = int(turns[at]) if at < len(turns) else None
+            while j + 1 < len(sents) and total + sents[j + 1][2] <= unit_words and (
+                    limit is None or sents[j + 1][0] < limit):
                 j += 1
                 total += sents[j][2]
             a, b = sents[i][0], sents[j][1]
