@@ -45,7 +45,7 @@ from retrieval.text import CJK, CJK_RANGES
 
 log = logging.getLogger(__name__)
 
-UNITS_VERSION = 3
+UNITS_VERSION = 4
 _WORDISH = re.compile(rf"[{CJK_RANGES}]|\S+")
 _ARRAYS = ("unit_src", "unit_cstart", "unit_cend", "pair_unit", "pair_doc", "unit_vecs", "doc_vecs")
 
