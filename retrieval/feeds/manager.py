@@ -311,7 +311,7 @@ class FeedManager:
                     report.left_out.append(f"{ep.title}: {left.reason}")
                     continue
             result = await self._download(candidates, folder, rec, ep, fetcher)
-            if isinstance(result, tuple):
+            if isinstance(result[0], TranscriptLink):
                 link, data = result
                 self._write(folder, rec, ep, meta, link, data, stored)
                 rec.left_out.pop(ep.guid, None)
