@@ -37,7 +37,7 @@ from retrieval.corpus import Corpus
 from retrieval.model import Passage, SourceInfo
 from retrieval.segments import SourceSegment, analyse_source
 
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 # name -> dtype; tok_cs/tok_ce are uint16 unless a passage is longer than 65,535 characters
 _DTYPES = {
     "p_src": np.int32, "p_cstart": np.int64, "p_cend": np.int64, "p_start": np.float64, "p_pos": np.float32,
@@ -68,7 +68,7 @@ class Index:
         self.folder = folder  # where a loaded index lives (None while only in memory)
         self.meta = meta
         self.vocab: dict[str, int] = meta["vocab"]
-        self.sources = [SourceInfo(**{**s["info"], "speakers": tuple(s["info"]["speakers"])}) for s in meta["sources"]]
+        self.sources = [_source_info(s["info"]) for s in meta["sources"]]
         self._number = {s.source_id: i for i, s in enumerate(self.sources)}
         self.speakers: list[str] = meta["speakers"]
         self.glossary: dict[str, list[str]] = meta["glossary"]
@@ -153,15 +153,18 @@ class Index:
         s, e = int(a["text_ptr"][doc]), int(a["text_ptr"][doc + 1])
         start = float(a["p_start"][doc])
         spk = int(a["p_speaker"][doc])
+        info = self.sources[int(a["p_src"][doc])]
+        start_s = None if math.isnan(start) else start
         return Passage(
             pid=doc,
-            source_id=self.sources[int(a["p_src"][doc])].source_id,
+            source_id=info.source_id,
             text=bytes(a["texts"][s:e]).decode("utf-8"),
             char_start=int(a["p_cstart"][doc]),
             char_end=int(a["p_cend"][doc]),
-            start=None if math.isnan(start) else start,
+            start=start_s,
             speaker=self.speakers[spk] if spk >= 0 else None,
             position=float(a["p_pos"][doc]),
+            chapter=info.chapter_at(start_s) if info.chapters else None,
         )
 
     def source(self, source_id: str) -> SourceInfo | None:
@@ -243,9 +246,16 @@ class Carried:
     numbers: list[int]  # source numbers in ``index``, in order
 
 
+def _source_info(row: dict) -> SourceInfo:
+    """A SourceInfo from its JSON form (tuples come back as lists)."""
+    return SourceInfo(**{**row, "speakers": tuple(row.get("speakers", ())),
+                         "chapters": tuple((float(c[0]), str(c[1])) for c in row.get("chapters", ()))})
+
+
 def _passage_row(p: Passage) -> dict:
     return {"pid": p.pid, "source_id": p.source_id, "text": p.text, "char_start": p.char_start,
-            "char_end": p.char_end, "start": p.start, "speaker": p.speaker, "position": p.position}
+            "char_end": p.char_end, "start": p.start, "speaker": p.speaker, "position": p.position,
+            "chapter": p.chapter}
 
 
 def _source_meta(info: SourceInfo, key: str, name: str) -> dict:

@@ -10,11 +10,16 @@ the previous one, or at the new speaker's first sentence after a turn.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from retrieval.model import Passage, Transcript, chapter_at
+from retrieval.text import CJK
 
 MAX_CHARS = 600
 TARGET_UNITS = 60.0
@@ -23,8 +28,8 @@ LEAD_SECONDS = 2
 
 SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)]*\s+|(?<=[。！？])[」』”）]*\s*")
 _CLAUSE_END = re.compile(r"(?<=[,;:，；、])\s*")
-CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _WORD = re.compile(r"\S+")
+_BRACKET = re.compile(r"[\[\]()]")
 _FILLER_START = re.compile(r"^(and|but|so|or|because|uh|um|yeah|well|like|i mean|oh|okay|right)\b", re.I)
 
 
@@ -51,6 +56,43 @@ def units(text: str) -> float:
     return words + 0.6 * cjk
 
 
+class Units:
+    """``units(text[s:e])`` for spans of one text, from prefix counts made in one pass.
+
+    A word is a run of characters that are neither whitespace (``str.isspace``, as ``\\S``
+    means) nor CJK; a span counts each run it touches, so a run cut by the span's start
+    counts too, exactly as ``units`` of the slice does.
+    """
+
+    def __init__(self, text: str) -> None:
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+        space = _space_table()[np.minimum(codes, 0xFFFF)]  # no whitespace lies beyond the BMP
+        cjk = ((codes >= 0x3400) & (codes <= 0x9FFF)) | ((codes >= 0xF900) & (codes <= 0xFAFF))
+        self._word = word = ~space & ~cjk
+        starts = word.copy()
+        starts[1:] &= ~word[:-1]
+        self._starts = np.zeros(len(codes) + 1, np.int64)
+        np.cumsum(starts, out=self._starts[1:])
+        self._cjk = np.zeros(len(codes) + 1, np.int64)
+        np.cumsum(cjk, out=self._cjk[1:])
+
+    def span(self, s: int, e: int) -> float:
+        if e <= s:
+            return 0.0
+        words = int(self._starts[e] - self._starts[s + 1]) + int(self._word[s])
+        return words + 0.6 * int(self._cjk[e] - self._cjk[s])
+
+    def spans(self, s: np.ndarray, e: np.ndarray) -> list[float]:
+        """``span`` of each (s[i], e[i]), every e[i] > s[i]."""
+        words = self._starts[e] - self._starts[s + 1] + self._word[s]
+        return (words + 0.6 * (self._cjk[e] - self._cjk[s])).tolist()
+
+
+@functools.cache
+def _space_table() -> np.ndarray:
+    return np.fromiter((chr(c).isspace() for c in range(0x10000)), bool, 0x10000)
+
+
 def join(t: Transcript) -> tuple[str, list[tuple[int, int]]]:
     """The transcript's utterances as one text, and each utterance's span in it."""
     parts: list[str] = []
@@ -66,16 +108,22 @@ def join(t: Transcript) -> tuple[str, list[tuple[int, int]]]:
     return "".join(parts), spans
 
 
-def sentences(text: str, spans: list[tuple[int, int]], max_units: float, max_chars: int) -> list[Sentence]:
+def sentences(text: str, spans: list[tuple[int, int]], max_units: float, max_chars: int,
+              counts: Units | None = None) -> list[Sentence]:
     """Sentences of each utterance; over-long ones are cut at clauses, then words."""
+    counts = counts or Units(text)
+    u = counts.span
+    pieces = [(s, e, ui) for ui, (a, b) in enumerate(spans) for s, e in _split(text, a, b, SENTENCE_END)]
+    if not pieces:
+        return []
+    ps, pe, _ = (np.asarray(c, np.int64) for c in zip(*pieces, strict=True))
     out: list[Sentence] = []
-    for ui, (a, b) in enumerate(spans):
-        for s, e in _split(text, a, b, SENTENCE_END):
-            if units(text[s:e]) <= max_units and e - s <= max_chars:
-                out.append(Sentence(s, e, ui, units(text[s:e])))
-                continue
-            for cs, ce in _pack(text, _split(text, s, e, _CLAUSE_END), max_units, max_chars):
-                out.append(Sentence(cs, ce, ui, units(text[cs:ce])))
+    for (s, e, ui), n in zip(pieces, counts.spans(ps, pe), strict=True):
+        if n <= max_units and e - s <= max_chars:
+            out.append(Sentence(s, e, ui, n))
+            continue
+        for cs, ce in _pack(text, _split(text, s, e, _CLAUSE_END), max_units, max_chars, u):
+            out.append(Sentence(cs, ce, ui, u(cs, ce)))
     return out
 
 
@@ -83,12 +131,17 @@ def _split(text: str, a: int, b: int, pattern: re.Pattern[str]) -> list[tuple[in
     pieces = []
     start = a
     for m in pattern.finditer(text, a, b):
-        if m.start() > start:
-            pieces.append((start, _rstrip(text, start, m.start())))
+        ms = m.start()
+        if ms > start:
+            e = ms if not text[ms - 1].isspace() else _rstrip(text, start, ms)
+            if e > start:
+                pieces.append((start, e))
         start = m.end()
     if start < b:
-        pieces.append((start, _rstrip(text, start, b)))
-    return [(s, e) for s, e in pieces if e > s]
+        e = _rstrip(text, start, b)
+        if e > start:
+            pieces.append((start, e))
+    return pieces
 
 
 def _rstrip(text: str, a: int, b: int) -> int:
@@ -97,13 +150,14 @@ def _rstrip(text: str, a: int, b: int) -> int:
     return b
 
 
-def _pack(text: str, pieces: list[tuple[int, int]], max_units: float, max_chars: int) -> list[tuple[int, int]]:
+def _pack(text: str, pieces: list[tuple[int, int]], max_units: float, max_chars: int,
+          u) -> list[tuple[int, int]]:
     """Join clause pieces into chunks within the limits; cut a too-long piece at words."""
     chunks: list[tuple[int, int]] = []
     cur: tuple[int, int] | None = None
     for s, e in pieces:
-        for ps, pe in _cut_words(text, s, e, max_units, max_chars):
-            if cur and units(text[cur[0] : pe]) <= max_units and pe - cur[0] <= max_chars:
+        for ps, pe in _cut_words(text, s, e, max_units, max_chars, u):
+            if cur and u(cur[0], pe) <= max_units and pe - cur[0] <= max_chars:
                 cur = (cur[0], pe)
             else:
                 if cur:
@@ -114,15 +168,15 @@ def _pack(text: str, pieces: list[tuple[int, int]], max_units: float, max_chars:
     return chunks
 
 
-def _cut_words(text: str, s: int, e: int, max_units: float, max_chars: int) -> list[tuple[int, int]]:
-    if units(text[s:e]) <= max_units and e - s <= max_chars:
+def _cut_words(text: str, s: int, e: int, max_units: float, max_chars: int, units_of) -> list[tuple[int, int]]:
+    if units_of(s, e) <= max_units and e - s <= max_chars:
         return [(s, e)]
     out = []
     cur_start, cur_end, cur_units = s, s, 0.0
     # CJK text has no spaces: cut it by characters; other text by words.
     for m in re.finditer(r"[\u3400-\u9fff\uf900-\ufaff]|\S+", text[s:e]):
         ws, we = s + m.start(), s + m.end()
-        u = units(m.group(0))
+        u = units_of(ws, we)
         if cur_end > cur_start and (cur_units + u > max_units or we - cur_start > max_chars):
             out.append((cur_start, cur_end))
             cur_start, cur_units = ws, 0.0
@@ -137,6 +191,7 @@ def segment(t: Transcript, target: float = TARGET_UNITS, max_chars: int = MAX_CH
     """Cut a transcript into overlapping passages (and stand-alone quote candidates)."""
     text, spans = join(t)
     sents = sentences(text, spans, target, max_chars)
+    spans = _Spans(spans)
     times = _Timer(t, text, spans)
     passages: list[Passage] = []
     speaker = [u.speaker for u in t.utterances]
@@ -174,9 +229,12 @@ def segment(t: Transcript, target: float = TARGET_UNITS, max_chars: int = MAX_CH
 def _passage(t: Transcript, text: str, spans, times: _Timer, cs: int, ce: int, pid: int) -> Passage:
     first = _utt_at(spans, cs)
     last = _utt_at(spans, ce - 1)
-    speakers = {t.utterances[k].speaker for k in range(first, last + 1)}
-    speaker = speakers.pop() if len(speakers) == 1 else None
-    start = times.at(cs)
+    if first == last:
+        speaker = t.utterances[first].speaker
+    else:
+        speakers = {t.utterances[k].speaker for k in range(first, last + 1)}
+        speaker = speakers.pop() if len(speakers) == 1 else None
+    start = times.at(cs, first)
     return Passage(
         pid=pid,
         source_id=t.source_id,
@@ -190,15 +248,18 @@ def _passage(t: Transcript, text: str, spans, times: _Timer, cs: int, ce: int, p
     )
 
 
+class _Spans(list):
+    """Utterance spans, with their starts kept apart for bisection."""
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        super().__init__(spans)
+        self.starts = [a for a, _ in spans]
+
+
 def _utt_at(spans: list[tuple[int, int]], pos: int) -> int:
-    lo, hi = 0, len(spans) - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if spans[mid][0] <= pos:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    """The last utterance starting at or before ``pos`` (0 when none does)."""
+    starts = spans.starts if isinstance(spans, _Spans) else [a for a, _ in spans]
+    return max(0, bisect.bisect_right(starts, pos) - 1)
 
 
 class _Timer:
@@ -216,10 +277,12 @@ class _Timer:
         ]
         return sorted(rates)[len(rates) // 2] if rates else None
 
-    def at(self, pos: int) -> float | None:
+    def at(self, pos: int, k: int | None = None) -> float | None:
+        """``k``, when given, is ``_utt_at(spans, pos)`` already found."""
         if self.t.timing == "none":
             return None
-        k = _utt_at(self.spans, pos)
+        if k is None:
+            k = _utt_at(self.spans, pos)
         u = self.t.utterances[k]
         if self.t.timing == "exact" or u.section_start is None:
             return u.start
@@ -257,7 +320,7 @@ def _quotes(t: Transcript, text: str, spans, times: _Timer, sents: list[Sentence
 
 
 def _reads_alone(body: str) -> bool:
-    if _FILLER_START.match(body) or body.rstrip().endswith("?") or any(c in body for c in "[]()"):
+    if _FILLER_START.match(body) or body.rstrip().endswith("?") or _BRACKET.search(body):
         return False
     last = body.rstrip()[-1:]
     return last in ".!。！…" and not body.startswith(("-", "...", "…"))

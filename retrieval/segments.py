@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from retrieval.analyze import Analyzer, TermTable
-from retrieval.model import Passage, SourceInfo, Transcript
+from retrieval.model import Passage, SourceInfo, Transcript, source_info
 from retrieval.segment import segment
 
 
@@ -65,7 +65,7 @@ def analyse_source(t: Transcript, analyzer: Analyzer, table: TermTable, key: str
     """Segment and analyse one transcript."""
     seg = segment(t)
     text, passages = seg.text, seg.passages
-    info = SourceInfo(t.source_id, t.title, t.url, t.date, t.speakers, t.description, t.timing != "none")
+    info = source_info(t)
     n = len(passages)
     cs = np.fromiter((p.char_start for p in passages), np.int64, n)
     ce = np.fromiter((p.char_end for p in passages), np.int64, n)
