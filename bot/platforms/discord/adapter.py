@@ -229,6 +229,39 @@ class DiscordAdapter:
 
         tree.add_command(daily)
 
+        # Podcast feeds change what everyone searches: shown to members with Manage Server, checked again on use.
+        admin = app_commands.Group(name="quote-admin", description="Manage quotebot (needs Manage Server)",
+                                   default_permissions=discord.Permissions(manage_guild=True), guild_only=True)
+        feed = app_commands.Group(name="feed", description="Podcast feeds whose episodes are indexed", parent=admin)
+
+        @feed.command(name="add", description="Follow a podcast feed with transcripts (needs Manage Server)")
+        @app_commands.describe(url="The feed's address (RSS)", name="What to call the podcast (optional)")
+        async def feed_add(interaction: discord.Interaction, url: str, name: str | None = None) -> None:
+            await self._admin_slash(interaction, " ".join(p for p in ("add", url, name) if p))
+
+        @feed.command(name="list", description="The podcast feeds followed")
+        async def feed_list(interaction: discord.Interaction) -> None:
+            await self._admin_slash(interaction, "list")
+
+        @feed.command(name="remove", description="Stop following a feed (needs Manage Server)")
+        @app_commands.describe(feed="The feed's address or name")
+        async def feed_remove(interaction: discord.Interaction, feed: str) -> None:
+            await self._admin_slash(interaction, f"remove {feed}")
+
+        @feed.command(name="refresh", description="Fetch the feeds now (needs Manage Server)")
+        async def feed_refresh(interaction: discord.Interaction) -> None:
+            await self._admin_slash(interaction, "refresh")
+
+        tree.add_command(admin)
+
+    async def _admin_slash(self, interaction: discord.Interaction, text: str) -> None:
+        """``/quote-admin feed …``: only members with Manage Server in a server (Discord's own admin check)."""
+        if interaction.guild_id is None or not interaction.permissions.manage_guild:
+            await interaction.response.send_message("Only members with the Manage Server permission can change the "
+                                                    "podcast feeds.", ephemeral=True)
+            return
+        await self._slash(interaction, "feed", text)
+
     async def _slash(self, interaction: discord.Interaction, command: str, text: str) -> None:
         request = self._interaction_request(interaction, text, command, Via.SLASH)
         # Whether the answer will likely be private, needed before it exists if the work has to be deferred.

@@ -13,11 +13,12 @@ from bot.commands import parse, strip_mention
 from bot.core import QuoteBot
 from bot.platforms.slack.origin import Origin
 from bot.platforms.slack.posting import Outbox
-from bot.reply import Request, Via
+from bot.reply import Reply, Request, Via
 
 log = logging.getLogger(__name__)
 
 _MARKUP = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+_LINK = re.compile(r"<(https?://[^<>|]+)(?:\|[^<>]*)?>")
 
 
 class Messages:
@@ -32,6 +33,10 @@ class Messages:
         name = self._by_command.get(body.get("command", ""), "ask")
         try:
             client = self.outbox.web_for(origin.bot_token)
+            if name == "admin":
+                reply = await self._admin(client, body, origin)
+                await self.outbox.respond(origin.response_url or body["response_url"], reply, ephemeral=True)
+                return
             user, channel = origin.user_id, origin.channel_id
             manage, tz = await permissions(client, user, channel) if name == "daily" else (False, None)
             request = Request(
@@ -43,6 +48,20 @@ class Messages:
             await self.outbox.respond(origin.response_url or body["response_url"], reply, ephemeral=reply.ephemeral)
         except Exception:
             log.exception("slack: answering %s failed", body.get("command"))
+
+    async def _admin(self, client: AsyncWebClient, body: dict[str, Any], origin: Origin) -> Reply:
+        """``/quote-admin feed …``: workspace admins and owners only (checked here with users.info)."""
+        raw = _LINK.sub(r"\1", body.get("text", ""))  # a pasted URL keeps its address, not its label
+        verb, _, rest = clean_text(raw).partition(" ")
+        if verb.lower() != "feed":
+            return Reply(text="Usage: /quote-admin feed add URL [name] | feed list | feed remove URL-or-name | "
+                              "feed refresh", ephemeral=True)
+        if not await workspace_admin(client, origin.user_id):
+            return Reply(text="Only workspace admins and owners can change the podcast feeds.", ephemeral=True)
+        request = Request(text=rest, user_id=origin.user_id, channel_id=self.outbox.qualify(origin.team_id,
+                          origin.channel_id), platform="slack", via=Via.SLASH, command="feed",
+                          guild_id=origin.team_id)
+        return await self.core.handle(request)
 
     async def on_mention(self, body: dict[str, Any], origin: Origin) -> None:
         event = body.get("event") or {}
@@ -90,6 +109,16 @@ async def permissions(client: AsyncWebClient, user: str, channel: str) -> tuple[
     except SlackApiError as e:
         log.warning("slack: conversations.info failed (%s)", e.response.get("error"))
     return manage, tz
+
+
+async def workspace_admin(client: AsyncWebClient, user: str) -> bool:
+    """Whether ``user`` is an admin or owner of the workspace (False when Slack cannot say)."""
+    try:
+        info = (await client.users_info(user=user)).get("user") or {}
+    except SlackApiError as e:
+        log.warning("slack: users.info failed (%s)", e.response.get("error"))
+        return False
+    return bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
 
 
 def clean_text(text: str) -> str:

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from config.settings import EnvReader, Secret, SettingsError
 
 SLACK_API_URL = "https://slack.com/api/"
-DEFAULT_COMMANDS = {"ask": "/ask", "quote": "/quote", "sources": "/quote-sources", "daily": "/quote-daily"}
+DEFAULT_COMMANDS = {"ask": "/ask", "quote": "/quote", "sources": "/quote-sources", "daily": "/quote-daily",
+                    "admin": "/quote-admin"}
 
 
 @dataclass(frozen=True)
