@@ -32,6 +32,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    or_,
     select,
     text,
     update,
@@ -43,14 +44,19 @@ from sqlalchemy.types import TypeDecorator
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Arbitrary constant naming the PostgreSQL advisory lock that serialises start-up migrations.
 _MIGRATION_LOCK = 0x71B07D41
 
 # Post statuses. claimed: inserted, nothing sent; sending: the owner is inside the platform call; sent: delivered;
 # failed: definitely not delivered (gave up); skipped: not posted on purpose (missed beyond the grace window);
-# unknown: the owner stopped during the platform call, so delivery is unknown and it is never resent.
+# checking: the send's outcome is unknown and the platform is asked again (at ``lease_until``) whether it arrived;
+# unknown: the platform could not say within the checking window, so it is never resent.
 CLAIMED, SENDING, SENT, FAILED, SKIPPED, UNKNOWN = "claimed", "sending", "sent", "failed", "skipped", "unknown"
+CHECKING = "checking"
+_SHOWN = (SENDING, SENT, UNKNOWN, CHECKING)  # statuses whose quote was, or may have been, shown
+# Rows per multi-row claim statement (9 bound values each: well under SQLite's and asyncpg's limits).
+CLAIM_BATCH = 1000
 
 
 class SchemaError(RuntimeError):
@@ -122,6 +128,8 @@ posts = Table(
     Column("claimed_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime),
     Column("updated_at", UtcDateTime, nullable=False),
+    # When the send's outcome first became unknown (status checking/unknown); bounds how long it is asked about.
+    Column("unknown_since", UtcDateTime),
     UniqueConstraint("subscription_id", "local_date", name="uq_daily_posts_subscription_date"),
     Index("ix_daily_posts_status_lease", "status", "lease_until"),
     Index("ix_daily_posts_local_date", "local_date"),
@@ -138,7 +146,14 @@ memo = Table(
 # Upgrades for databases written by older versions: (version, step). A step alters existing tables; brand-new
 # tables come from ``create_all``. A fresh database is created in the latest shape and stamped SCHEMA_VERSION.
 Step = Callable[[Connection], None]
-MIGRATIONS: tuple[tuple[int, Step], ...] = ()
+
+
+def _add_unknown_since(conn: Connection) -> None:
+    kind = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    conn.execute(text(f"ALTER TABLE daily_posts ADD COLUMN unknown_since {kind}"))
+
+
+MIGRATIONS: tuple[tuple[int, Step], ...] = ((2, _add_unknown_since),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,14 +191,33 @@ class Post:
     claimed_at: datetime
     sent_at: datetime | None
     updated_at: datetime
+    unknown_since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One row for ``Store.claim_many``: claim (subscription, local date) for ``owner`` until ``lease_until``."""
+
+    subscription_id: int
+    local_date: date
+    owner: str | None = None
+    lease_until: datetime | None = None
+    status: str = CLAIMED
+    last_error: str | None = None
+
+
+_SUB_COLUMNS = [subscriptions.c[name] for name in Subscription.__slots__]
+_POST_COLUMNS = [posts.c[name] for name in Post.__slots__]
 
 
 def _sub(row: Any) -> Subscription:
-    return Subscription(**{name: row._mapping[subscriptions.c[name]] for name in Subscription.__slots__})
+    m = row._mapping
+    return Subscription(*[m[c] for c in _SUB_COLUMNS])
 
 
 def _post(row: Any) -> Post:
-    return Post(**{name: row._mapping[posts.c[name]] for name in Post.__slots__})
+    m = row._mapping
+    return Post(*[m[c] for c in _POST_COLUMNS])
 
 
 def normalize_url(url: str) -> URL:
@@ -274,6 +308,27 @@ class Store:
             )
         return result.rowcount == 1
 
+    async def pause_subscriptions(
+        self, platform: str, reason: str, now: datetime, *, guild_ids: Collection[str] = (),
+        channel_prefixes: Collection[str] = (),
+    ) -> list[Subscription]:
+        """Turn off the enabled subscriptions of ``platform`` in any of ``guild_ids`` (a Discord guild, a Slack
+        team or enterprise) or whose channel id starts with one of ``channel_prefixes``; returns those turned off."""
+        conditions = [subscriptions.c.guild_id.in_(list(guild_ids))] if guild_ids else []
+        conditions += [subscriptions.c.channel_id.startswith(p, autoescape=True) for p in channel_prefixes]
+        if not conditions:
+            return []
+        where = (subscriptions.c.platform == platform, subscriptions.c.enabled.is_(True), or_(*conditions))
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(select(subscriptions).where(*where))).all()
+            if rows:
+                await conn.execute(
+                    update(subscriptions)
+                    .where(subscriptions.c.id.in_([r.id for r in rows]), subscriptions.c.enabled.is_(True))
+                    .values(enabled=False, disabled_reason=reason[:300], updated_at=now)
+                )
+        return [_sub(r) for r in rows]
+
     async def enabled_subscriptions(self, platforms: Collection[str]) -> list[Subscription]:
         async with self.engine.connect() as conn:
             rows = await conn.execute(
@@ -310,6 +365,49 @@ class Store:
             row = (await conn.execute(stmt)).one_or_none()
         return _post(row) if row else None
 
+    async def claim_many(self, claims: Sequence[Claim], *, now: datetime) -> list[Post]:
+        """Insert many (subscription, date) rows, ``CLAIM_BATCH`` per statement
+        (``INSERT … ON CONFLICT DO NOTHING RETURNING``); returns the rows this call inserted, i.e. owns."""
+        won: list[Post] = []
+        # One cached statement run with many parameter sets: SQLAlchemy's "insertmanyvalues" sends each page as
+        # a single multi-row INSERT … RETURNING (page size CLAIM_BATCH), without compiling a statement per page.
+        stmt = (
+            self._insert(posts)
+            .on_conflict_do_nothing(index_elements=["subscription_id", "local_date"])
+            .returning(posts.c.id, posts.c.subscription_id, posts.c.local_date)
+            .execution_options(insertmanyvalues_page_size=CLAIM_BATCH)
+        )
+        for start in range(0, len(claims), CLAIM_BATCH):
+            batch = {(c.subscription_id, c.local_date): c for c in claims[start : start + CLAIM_BATCH]}
+            rows = [
+                dict(subscription_id=c.subscription_id, local_date=c.local_date, status=c.status, attempts=0,
+                     owner=c.owner, lease_until=c.lease_until, last_error=c.last_error[:500] if c.last_error else None,
+                     claimed_at=now, updated_at=now)
+                for c in batch.values()
+            ]
+            async with self.engine.begin() as conn:
+                inserted = (await conn.execute(stmt, rows)).all()
+            for post_id, sub_id, day in inserted:
+                c = batch[(sub_id, day)]
+                won.append(Post(post_id, sub_id, day, None, c.status, 0, c.owner, c.lease_until,
+                                c.last_error[:500] if c.last_error else None, now, None, now))
+        return won
+
+    async def renew_leases(self, owners: Collection[str], until: datetime, *, now: datetime) -> int:
+        """Heartbeat: extend the lease of every row still held under one of ``owners`` (unique claim tokens)."""
+        owners = list(owners)
+        renewed = 0
+        for start in range(0, len(owners), CLAIM_BATCH):
+            async with self.engine.begin() as conn:
+                result = await conn.execute(
+                    update(posts)
+                    .where(posts.c.owner.in_(owners[start : start + CLAIM_BATCH]),
+                           posts.c.status.in_([CLAIMED, SENDING, CHECKING]))
+                    .values(lease_until=until, updated_at=now)
+                )
+            renewed += result.rowcount
+        return renewed
+
     async def post(self, sub_id: int, local_date: date) -> Post | None:
         async with self.engine.connect() as conn:
             row = (
@@ -339,21 +437,26 @@ class Store:
             )
             return {(r[0], r[1]) for r in rows}
 
-    async def ready_claims(self, now: datetime, platforms: Collection[str]) -> list[tuple[Post, Subscription]]:
-        """Claimed rows nobody holds (retry due, or the owner's lease ran out) of enabled subscriptions."""
+    async def expired(
+        self, now: datetime, platforms: Collection[str], statuses: Collection[str], *, enabled_only: bool = True
+    ) -> list[tuple[Post, Subscription]]:
+        """Rows in ``statuses`` whose lease ran out (nobody holds them), with their subscriptions."""
+        where = [posts.c.status.in_(list(statuses)), posts.c.lease_until <= now,
+                 subscriptions.c.platform.in_(list(platforms))]
+        if enabled_only:
+            where.append(subscriptions.c.enabled.is_(True))
         async with self.engine.connect() as conn:
             rows = await conn.execute(
                 select(posts, subscriptions)
                 .join(subscriptions, subscriptions.c.id == posts.c.subscription_id)
-                .where(
-                    posts.c.status == CLAIMED,
-                    posts.c.lease_until <= now,
-                    subscriptions.c.enabled.is_(True),
-                    subscriptions.c.platform.in_(list(platforms)),
-                )
+                .where(*where)
                 .order_by(posts.c.id)
             )
             return [(_post(r), _sub(r)) for r in rows]
+
+    async def ready_claims(self, now: datetime, platforms: Collection[str]) -> list[tuple[Post, Subscription]]:
+        """Claimed rows nobody holds (retry due, or the owner's lease ran out) of enabled subscriptions."""
+        return await self.expired(now, platforms, [CLAIMED])
 
     async def stale_sending(self, now: datetime) -> list[Post]:
         """Rows left in 'sending' whose owner's lease ran out (the owner stopped during the send)."""
@@ -363,6 +466,25 @@ class Store:
             )
             return [_post(r) for r in rows]
 
+    async def key_counts_many(self, sub_ids: Collection[int]) -> dict[int, dict[str, int]]:
+        """``key_counts`` of many subscriptions in a few queries (every id is in the answer)."""
+        ids = sorted(set(sub_ids))
+        counts: dict[int, dict[str, int]] = {i: {} for i in ids}
+        for start in range(0, len(ids), CLAIM_BATCH):
+            async with self.engine.connect() as conn:
+                rows = await conn.execute(
+                    select(posts.c.subscription_id, posts.c.passage_key, func.count())
+                    .where(
+                        posts.c.subscription_id.in_(ids[start : start + CLAIM_BATCH]),
+                        posts.c.passage_key.is_not(None),
+                        posts.c.status.in_(_SHOWN),
+                    )
+                    .group_by(posts.c.subscription_id, posts.c.passage_key)
+                )
+                for sid, key, n in rows:
+                    counts[sid][key] = int(n)
+        return counts
+
     async def key_counts(self, sub_id: int) -> dict[str, int]:
         """How often each passage was (or may have been) shown in the subscription's channel."""
         async with self.engine.connect() as conn:
@@ -371,7 +493,7 @@ class Store:
                 .where(
                     posts.c.subscription_id == sub_id,
                     posts.c.passage_key.is_not(None),
-                    posts.c.status.in_([SENDING, SENT, UNKNOWN]),
+                    posts.c.status.in_(_SHOWN),
                 )
                 .group_by(posts.c.passage_key)
             )

@@ -62,6 +62,7 @@ def resolve_zone(name: str) -> str:
     return found
 
 
+@functools.lru_cache(maxsize=8192)  # many channels share a time and zone; a tick asks for each of them
 def due_at(day: date, hhmm: str, tz: ZoneInfo) -> datetime:
     """The UTC instant of local ``hhmm`` on local date ``day``, converted afresh for that day.
 

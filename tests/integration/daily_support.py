@@ -4,6 +4,7 @@ and recording posters."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,12 +13,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import asyncpg
-from sqlalchemy import text
+from aiohttp import web
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
+from bot.platform import DeliveryUnknown
 from bot.reply import Reply
-from bot.store import open_store
+from bot.store import Store, open_store, subscriptions
 from retrieval.model import Hit, Passage, SourceInfo
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -94,23 +98,125 @@ def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+@dataclass(frozen=True)
+class AfterStore:
+    """A failure the platform shows only after it stored the message (its answer was lost): a 500 after the
+    store, or the connection dropped after it."""
+
+    error: BaseException
+
+
 @dataclass
 class Recorder:
-    """A platform poster that records what it was asked to post; ``failures`` are raised first, in order."""
+    """A platform target that keeps what it was asked to post, as a chat platform keeps messages.
+
+    ``failures`` are raised first, in order (an ``AfterStore`` one stores the message, then raises).
+    ``find_delivery`` finds a stored message by its delivery key; for a key it never stored it answers
+    ``unseen`` (False: known not to be there; None: the platform cannot say). ``told`` keeps what
+    ``tell_user`` said to whom.
+    """
 
     platform: str = "discord"
     sent: list[tuple[str, Reply]] = field(default_factory=list)
+    keys: list[tuple[str, str | None]] = field(default_factory=list)
     calls: int = 0
-    failures: list[BaseException] = field(default_factory=list)
+    lookups: int = 0
+    failures: list[BaseException | AfterStore] = field(default_factory=list)
+    unseen: bool | None = False
+    told: list[tuple[str, str, str]] = field(default_factory=list)
 
-    async def __call__(self, channel_id: str, reply: Reply) -> None:
+    async def post(self, channel_id: str, reply: Reply, *, delivery_key: str | None = None) -> None:
         self.calls += 1
-        if self.failures:
-            raise self.failures.pop(0)
+        failure = self.failures.pop(0) if self.failures else None
+        if isinstance(failure, BaseException):
+            raise failure
         self.sent.append((channel_id, reply))
+        self.keys.append((channel_id, delivery_key))
+        if failure is not None:
+            raise failure.error
+
+    async def find_delivery(self, channel_id: str, delivery_key: str) -> bool | None:
+        self.lookups += 1
+        return True if (channel_id, delivery_key) in self.keys else self.unseen
+
+    async def tell_user(self, user_id: str, channel_id: str, text: str) -> None:
+        self.told.append((user_id, channel_id, text))
 
     def texts(self, channel_id: str | None = None) -> list[str]:
         return [r.cards[0].text for c, r in self.sent if channel_id in (None, c)]
+
+
+class ChatServer:
+    """A stand-in chat platform over HTTP, for scheduler processes: ``POST /post`` stores a message with its
+    delivery key (answering after ``delay`` seconds), ``GET /find`` looks a key up. Every stored message keeps the
+    wall-clock time it arrived."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.messages: list[dict] = []
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/post", self._post)
+        app.router.add_get("/find", self._find)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _post(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.messages.append({**body, "arrived": time.time()})
+        await asyncio.sleep(self.delay)
+        return web.json_response({"ok": True})
+
+    async def _find(self, request: web.Request) -> web.Response:
+        channel, key = request.query["channel"], request.query["key"]
+        found = any(m["channel"] == channel and m["key"] == key for m in self.messages)
+        return web.json_response({"found": found})
+
+    def channels(self) -> list[str]:
+        return [m["channel"] for m in self.messages]
+
+
+class HttpTarget:
+    """The scheduler's target for a ``ChatServer``, as a platform adapter would be: a 5xx or a lost connection
+    is a ``DeliveryUnknown``, and ``find_delivery`` asks the server."""
+
+    def __init__(self, url: str, sender: str = "") -> None:
+        self.url = url
+        self.sender = sender
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def post(self, channel_id: str, reply: Reply, *, delivery_key: str | None = None) -> None:
+        body = {"channel": channel_id, "key": delivery_key, "text": reply.cards[0].text, "sender": self.sender}
+        try:
+            async with self.session().post(f"{self.url}/post", json=body) as r:
+                if r.status >= 500:
+                    raise DeliveryUnknown(f"HTTP {r.status}")
+                r.raise_for_status()
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            raise DeliveryUnknown(type(exc).__name__) from exc
+
+    async def find_delivery(self, channel_id: str, delivery_key: str) -> bool | None:
+        async with self.session().get(f"{self.url}/find", params={"channel": channel_id, "key": delivery_key}) as r:
+            return bool((await r.json())["found"]) if r.status == 200 else None
 
 
 @contextmanager
@@ -138,6 +244,24 @@ def postgres_database(server_url: str) -> Iterator[str]:
         yield base.set(drivername="postgresql+asyncpg", database=name).render_as_string(hide_password=False)
     finally:
         run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def add_subscriptions(
+    store: Store, channels: list[str], *, local_time: str = "09:00", tz: str = "UTC", platform: str = "discord",
+    since: datetime | None = None,
+) -> list[int]:
+    """Subscribe many channels at once (one multi-row insert); returns their ids in order."""
+    since = since or utc("2024-01-01 00:00")
+    rows = [dict(platform=platform, channel_id=c, guild_id="g", local_time=local_time, tz=tz, topic=None,
+                 enabled=True, created_by="admin", active_since=since, created_at=since, updated_at=since)
+            for c in channels]
+    async with store.engine.begin() as conn:
+        for start in range(0, len(rows), 1000):
+            await conn.execute(subscriptions.insert().values(rows[start : start + 1000]))
+        found = await conn.execute(select(subscriptions.c.channel_id, subscriptions.c.id)
+                                   .where(subscriptions.c.platform == platform))
+        ids = dict(found.all())
+    return [ids[c] for c in channels]
 
 
 def sqlite_url(tmp_path: Path) -> str:

@@ -11,16 +11,18 @@ from pathlib import Path
 import pytest
 
 from bot.core import QuoteBot
-from bot.daily import ChannelGone, DailyScheduler
+from bot.daily import ChannelGone, DailyScheduler, DeliveryUnknown, SendLimits, delivery_key
 from bot.reply import Request
 from bot.store import CLAIMED, FAILED, SENDING, SENT, SKIPPED, UNKNOWN, Store, open_store
 from config.settings import BUNDLED_CORPUS, BUNDLED_MANIFEST
 from retrieval.search import open_searcher
 from tests.integration.daily_support import (
     QUOTES,
+    AfterStore,
     FakeClock,
     Recorder,
     StandInQuotes,
+    add_subscriptions,
     utc,
 )
 
@@ -43,6 +45,8 @@ async def subscribe(store: Store, channel: str, local_time: str, tz: str, *, sin
 
 def scheduler(store: Store, clock: FakeClock, poster: Recorder, source: StandInQuotes | None = None,
               **options) -> DailyScheduler:
+    # No spacing between posts to one channel: the hand-driven clock jumps days between ticks.
+    options.setdefault("limits", {poster.platform: SendLimits(concurrency=8, channel_interval=0)})
     return DailyScheduler(store, source or StandInQuotes(), {poster.platform: poster}, clock,
                           options.pop("grace_minutes", 180), options.pop("poll_seconds", 30.0), **options)
 
@@ -217,8 +221,8 @@ async def test_a_failed_send_is_retried_with_backoff_and_delivered_once(store: S
     assert poster.calls == 3 and len(poster.sent) == 1
     post = await store.post(sid, date(2024, 6, 1))
     assert (post.status, post.attempts, post.last_error) == (SENT, 3, None)
-    # Every attempt offered the same quote under the same idempotency nonce.
-    assert poster.sent[0][1].extra["nonce"] == f"qd{post.id}"
+    # Every attempt offered the same quote under the same delivery key.
+    assert poster.keys == [("c1", delivery_key(post))] and poster.sent[0][1].extra["nonce"] == delivery_key(post)
 
 
 async def test_a_send_that_keeps_failing_is_marked_failed_and_left_alone(store: Store) -> None:
@@ -251,11 +255,11 @@ async def test_a_deleted_channel_disables_its_subscription_and_says_why(
     clock = FakeClock(utc("2024-06-01 09:00"))
 
     class GoneChannel(Recorder):
-        async def __call__(self, channel_id, reply) -> None:
+        async def post(self, channel_id, reply, *, delivery_key=None) -> None:
             if channel_id == "gone":
                 self.calls += 1
                 raise ChannelGone("Unknown Channel (10003)")
-            await super().__call__(channel_id, reply)
+            await super().post(channel_id, reply, delivery_key=delivery_key)
 
     poster = GoneChannel()
     s = scheduler(store, clock, poster)
@@ -267,25 +271,32 @@ async def test_a_deleted_channel_disables_its_subscription_and_says_why(
     assert any("disabled subscription" in r.getMessage() and "Unknown Channel" in r.getMessage()
                for r in caplog.records)
     assert (await store.post(sid, date(2024, 6, 1))).status == FAILED
+    # The subscriber is told, once.
+    [(user, channel, text)] = poster.told
+    assert (user, channel) == ("admin", "gone") and "daily subscribe" in text and "Unknown Channel" in text
     await s.tick(clock.at("2024-06-02 09:00"))
     assert poster.calls == 3 and [c for c, _ in poster.sent] == ["fine", "fine"]
+    assert len(poster.told) == 1
 
 
-async def test_a_send_that_hangs_is_not_resent(store: Store) -> None:
+async def test_a_send_that_hangs_is_asked_about_and_never_resent_while_unknown(store: Store) -> None:
     sid = await subscribe(store, "c1", "09:00", "UTC")
     clock = FakeClock(utc("2024-06-01 09:00"))
     calls = []
 
-    async def hanging(channel_id, reply) -> None:
+    async def hanging(channel_id, reply) -> None:  # a bare function: it cannot look its deliveries up
         calls.append(channel_id)
         await asyncio.Event().wait()
 
-    s = DailyScheduler(store, StandInQuotes(), {"discord": hanging}, clock, 180, 30.0, send_timeout=0.05)
-    assert [o.result for o in await s.tick(clock())] == ["unknown"]
-    for later in ("2024-06-01 09:10", "2024-06-01 10:00"):
-        await s.tick(clock.at(later))
+    s = DailyScheduler(store, StandInQuotes(), {"discord": hanging}, clock, 180, 30.0, send_timeout=0.05,
+                       check_minutes=15)
+    assert [o.result for o in await s.tick(clock())] == ["checking"]
+    assert [o.result for o in await s.tick(clock.at("2024-06-01 09:10"))] == ["checking"]
+    assert [o.result for o in await s.tick(clock.at("2024-06-01 09:16"))] == ["unknown"]
+    await s.tick(clock.at("2024-06-01 10:00"))
     assert calls == ["c1"]
-    assert (await store.post(sid, date(2024, 6, 1))).status == UNKNOWN
+    post = await store.post(sid, date(2024, 6, 1))
+    assert post.status == UNKNOWN and "not resent" in post.last_error
 
 
 async def test_channels_of_a_platform_this_instance_does_not_serve_are_left_alone(store: Store) -> None:
@@ -315,23 +326,100 @@ async def test_a_claim_left_by_a_crashed_instance_is_posted_once_after_its_lease
     assert (await store.post(sid, date(2024, 6, 1))).status == SENT
 
 
-async def test_a_send_interrupted_by_a_crash_is_settled_as_unknown_and_never_resent(store: Store) -> None:
+async def _left_inside_the_send(store: Store) -> tuple[int, str]:
+    """The state an instance leaves when it dies inside the platform call: 'sending', its lease running out."""
     sid = await subscribe(store, "c1", "09:00", "UTC")
     claimed_at = utc("2024-06-01 09:00")
     post = await store.claim(sid, date(2024, 6, 1), now=claimed_at, owner="dead#1",
-                             lease_until=claimed_at + timedelta(seconds=300))
+                             lease_until=claimed_at + timedelta(seconds=30))
+    key = StandInQuotes().hits[3].passage.key
     await store.transition(post.id, now=claimed_at, from_status=[CLAIMED], owner_is="dead#1", status=SENDING,
-                           passage_key="002_9f98e31768688821@0", add_attempt=True)
-    clock, poster = FakeClock(utc("2024-06-01 09:10")), Recorder()
+                           passage_key=key, add_attempt=True)
+    return sid, delivery_key(post)
+
+
+async def test_a_send_cut_short_by_a_crash_that_arrived_is_recorded_sent_and_not_resent(store: Store) -> None:
+    sid, key = await _left_inside_the_send(store)
+    poster = Recorder(keys=[("c1", key)])  # the platform has the message
+    clock = FakeClock(utc("2024-06-01 09:00:20"))
     s = scheduler(store, clock, poster)
-    await s.tick(clock())
+    assert await s.tick(clock()) == []  # the dead owner's lease still runs
+    assert [o.result for o in await s.tick(clock.at("2024-06-01 09:00:31"))] == ["sent"]
     await s.tick(clock.at("2024-06-01 10:00"))
-    assert poster.calls == 0
+    assert poster.calls == 0 and poster.lookups == 1
+    assert (await store.post(sid, date(2024, 6, 1))).status == SENT
+
+
+async def test_a_send_cut_short_by_a_crash_that_did_not_arrive_is_sent_once_with_the_same_quote(
+    store: Store,
+) -> None:
+    sid, key = await _left_inside_the_send(store)
+    poster = Recorder(unseen=False)
+    clock = FakeClock(utc("2024-06-01 09:00:31"))
+    s = scheduler(store, clock, poster)
+    assert [o.result for o in await s.tick(clock())] == ["sent"]
+    await s.tick(clock.at("2024-06-01 10:00"))
+    assert poster.keys == [("c1", key)]
+    assert poster.sent[0][1].cards[0].passage_key == StandInQuotes().hits[3].passage.key
+    post = await store.post(sid, date(2024, 6, 1))
+    assert (post.status, post.attempts) == (SENT, 2)
+
+
+async def test_a_send_cut_short_by_a_crash_the_platform_cannot_account_for_is_never_resent(store: Store) -> None:
+    sid, _ = await _left_inside_the_send(store)
+    poster = Recorder(unseen=None)
+    clock = FakeClock(utc("2024-06-01 09:01"))
+    s = scheduler(store, clock, poster, check_minutes=15)
+    for later in ("09:01", "09:05", "09:10", "09:17", "10:00"):
+        await s.tick(clock.at(f"2024-06-01 {later}"))
+    # Asked at 09:01, 09:05, 09:10 and 09:17, then given up: 16 minutes without an answer.
+    assert poster.calls == 0 and poster.lookups == 4
     settled = await store.post(sid, date(2024, 6, 1))
     assert settled.status == UNKNOWN and "not resent" in settled.last_error
     # The next day is posted normally, and not with the quote that may have gone out.
     await s.tick(clock.at("2024-06-02 09:00"))
-    assert len(poster.sent) == 1 and poster.sent[0][1].cards[0].passage_key != "002_9f98e31768688821@0"
+    assert len(poster.sent) == 1 and poster.sent[0][1].cards[0].passage_key != settled.passage_key
+
+
+async def test_a_lost_answer_after_the_platform_stored_the_message_posts_exactly_once(store: Store) -> None:
+    sid = await subscribe(store, "c1", "09:00", "UTC")
+    clock = FakeClock(utc("2024-06-01 09:00"))
+    poster = Recorder(failures=[AfterStore(DeliveryUnknown("HTTP 500 after the message was stored"))])
+    s = scheduler(store, clock, poster)
+    assert [o.result for o in await s.tick(clock())] == ["sent"]
+    for later in ("09:01", "09:05", "10:00", "12:30"):
+        await s.tick(clock.at(f"2024-06-01 {later}"))
+    assert poster.calls == 1 and len(poster.sent) == 1 and poster.lookups == 1
+    assert (await store.post(sid, date(2024, 6, 1))).status == SENT
+
+
+async def test_a_send_known_not_to_have_arrived_is_retried_and_posted_once(store: Store) -> None:
+    sid = await subscribe(store, "c1", "09:00", "UTC")
+    clock = FakeClock(utc("2024-06-01 09:00"))
+    poster = Recorder(failures=[DeliveryUnknown("connection reset before an answer")], unseen=False)
+    s = scheduler(store, clock, poster, retry_base_seconds=60)
+    assert [o.result for o in await s.tick(clock())] == ["retry"]
+    assert [o.result for o in await s.tick(clock.at("2024-06-01 09:01"))] == ["sent"]
+    await s.tick(clock.at("2024-06-01 10:00"))
+    assert poster.calls == 2 and len(poster.sent) == 1
+    post = await store.post(sid, date(2024, 6, 1))
+    assert post.status == SENT and post.attempts == 2
+
+
+async def test_an_unknown_send_found_on_a_later_look_is_recorded_sent_without_a_resend(store: Store) -> None:
+    sid = await subscribe(store, "c1", "09:00", "UTC")
+    clock = FakeClock(utc("2024-06-01 09:00"))
+    poster = Recorder(failures=[DeliveryUnknown("timeout")], unseen=None)
+    s = scheduler(store, clock, poster, check_every_seconds=60)
+    assert [o.result for o in await s.tick(clock())] == ["checking"]
+    checking = await store.post(sid, date(2024, 6, 1))
+    assert checking.status == "checking" and checking.unknown_since == utc("2024-06-01 09:00")
+    assert await s.tick(clock.at("2024-06-01 09:00:30")) == []  # next look in 60 s
+    assert [o.result for o in await s.tick(clock.at("2024-06-01 09:01"))] == ["checking"]
+    poster.keys.append(("c1", delivery_key(checking)))  # the platform's history catches up
+    assert [o.result for o in await s.tick(clock.at("2024-06-01 09:02"))] == ["sent"]
+    assert poster.calls == 1 and poster.lookups == 3
+    assert (await store.post(sid, date(2024, 6, 1))).status == SENT
 
 
 async def test_an_error_inside_a_tick_never_stops_the_loop(store: Store) -> None:
@@ -394,15 +482,14 @@ async def test_two_instances_on_one_database_post_exactly_once_per_channel_and_d
             await subscribe(first, channel, f"{6 + i % 4:02d}:{(i * 7) % 60:02d}", zones[i % len(zones)],
                             since="2024-03-30 00:00")
         clock = FakeClock(utc("2024-03-30 00:00"))
-        posters = [Recorder(), Recorder()]
+        class Yielding(Recorder):
+            async def post(self, channel_id, reply, *, delivery_key=None) -> None:
+                await asyncio.sleep(0)  # let the other instance run in between
+                await super().post(channel_id, reply, delivery_key=delivery_key)
 
-        async def slow_poster(recorder: Recorder, channel_id, reply) -> None:
-            await asyncio.sleep(0)  # let the other instance run in between
-            await recorder(channel_id, reply)
-
+        posters = [Yielding(), Yielding()]
         instances = [
-            DailyScheduler(st, StandInQuotes(), {"discord": lambda c, r, rec=rec: slow_poster(rec, c, r)}, clock,
-                           180, 30.0, instance_id=name)
+            DailyScheduler(st, StandInQuotes(), {"discord": rec}, clock, 180, 30.0, instance_id=name)
             for st, rec, name in ((first, posters[0], "alpha"), (second, posters[1], "beta"))
         ]
         # Two days across Berlin's spring forward, both instances ticking at the same moments.
@@ -422,3 +509,90 @@ async def test_two_instances_on_one_database_post_exactly_once_per_channel_and_d
     finally:
         await first.close()
         await second.close()
+
+
+class Gated(Recorder):
+    """A platform whose sends wait until the test opens the gate; ``started`` is set when the first one waits."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def post(self, channel_id, reply, *, delivery_key=None) -> None:
+        self.started.set()
+        await self.gate.wait()
+        await super().post(channel_id, reply, delivery_key=delivery_key)
+
+
+async def test_the_heartbeat_keeps_queued_posts_from_being_taken_over(db_url: str) -> None:
+    first, second = await open_store(db_url), await open_store(db_url)
+    try:
+        await add_subscriptions(first, ["c1", "c2", "c3"])
+        clock = FakeClock(utc("2024-06-01 09:00"))
+        slow, other = Gated(), Recorder()
+        one_at_a_time = {"discord": SendLimits(concurrency=1, channel_interval=0)}
+        a = DailyScheduler(first, StandInQuotes(), {"discord": slow}, clock, lease_seconds=30, send_timeout=20,
+                           limits=one_at_a_time, instance_id="a")
+        b = DailyScheduler(second, StandInQuotes(), {"discord": other}, clock, lease_seconds=30, instance_id="b")
+        tick = asyncio.create_task(a.tick())
+        await asyncio.wait_for(slow.started.wait(), 10)
+        for _ in range(6):  # three minutes pass while the first send is stuck; a's heartbeat keeps beating
+            clock.advance(seconds=30)
+            assert await a.renew() == 3
+            assert await b.tick() == []
+        slow.gate.set()
+        assert sorted(o.result for o in await tick) == ["sent"] * 3
+        assert other.calls == 0 and sorted(c for c, _ in slow.sent) == ["c1", "c2", "c3"]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_stop_finishes_the_send_under_way_and_hands_back_the_rest(db_url: str) -> None:
+    first, second = await open_store(db_url), await open_store(db_url)
+    try:
+        ids = await add_subscriptions(first, [f"c{i}" for i in range(5)])
+        clock = FakeClock(utc("2024-06-01 09:00"))
+        slow = Gated()
+        a = DailyScheduler(first, StandInQuotes(), {"discord": slow}, clock, lease_seconds=30, send_timeout=20,
+                           stop_grace_seconds=10, limits={"discord": SendLimits(1, 0)}, instance_id="a")
+        run = asyncio.create_task(a.run())
+        await asyncio.wait_for(slow.started.wait(), 10)
+        a.stop()
+        assert not run.done()
+        slow.gate.set()  # the send under way completes after the stop
+        await asyncio.wait_for(run, 10)
+        assert len(slow.sent) == 1
+        rows = {p.subscription_id: p for sid in ids for p in await first.posts_of(sid)}
+        assert sorted(p.status for p in rows.values()) == [CLAIMED] * 4 + [SENT]
+        assert all(p.owner is None and p.lease_until <= clock() for p in rows.values() if p.status == CLAIMED)
+        # Another instance posts the rest at once, and nothing twice.
+        other = Recorder()
+        b = DailyScheduler(second, StandInQuotes(), {"discord": other}, clock, instance_id="b")
+        assert sorted(o.result for o in await b.tick()) == ["sent"] * 4
+        assert sorted(c for c, _ in slow.sent + other.sent) == [f"c{i}" for i in range(5)]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_sends_to_one_channel_are_spaced_and_other_channels_go_at_once(store: Store) -> None:
+    # Two days due in one channel (the bot was down over midnight) and one in another.
+    await subscribe(store, "busy", "23:30", "UTC", since="2024-05-31 00:00")
+    await subscribe(store, "quiet", "00:10", "UTC", since="2024-05-31 00:00")
+    clock = FakeClock(utc("2024-06-01 00:20"))
+    order = []
+
+    class Timed(Recorder):
+        async def post(self, channel_id, reply, *, delivery_key=None) -> None:
+            order.append((channel_id, asyncio.get_running_loop().time()))
+            await super().post(channel_id, reply, delivery_key=delivery_key)
+
+    poster = Timed()
+    s = DailyScheduler(store, StandInQuotes(), {"discord": poster}, clock,
+                       limits={"discord": SendLimits(concurrency=4, channel_interval=0.3)})
+    assert sorted(o.result for o in await s.tick()) == ["sent"] * 2
+    await s.tick(clock.at("2024-06-01 23:30"))
+    busy = [t for c, t in order if c == "busy"]
+    assert [c for c, _ in order] == ["busy", "quiet", "busy"] and busy[1] - busy[0] >= 0.3

@@ -7,12 +7,16 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 
 from bot.store import (
+    CHECKING,
+    CLAIM_BATCH,
     CLAIMED,
+    SCHEMA_VERSION,
     SENDING,
     SENT,
+    Claim,
     SchemaError,
     SqlMemo,
     Store,
@@ -20,7 +24,7 @@ from bot.store import (
     normalize_url,
     open_store,
 )
-from tests.integration.daily_support import BACKENDS, postgres_database, sqlite_url, utc
+from tests.integration.daily_support import BACKENDS, add_subscriptions, postgres_database, sqlite_url, utc
 
 NOW = utc("2024-06-01 08:00")
 
@@ -56,7 +60,7 @@ async def test_start_up_creates_the_schema_and_stamps_its_version(db_url: str) -
             tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
             version = (await conn.execute(text("SELECT version FROM quotebot_schema_version"))).scalar_one()
         assert {"daily_subscriptions", "daily_posts", "memo", "quotebot_schema_version"} <= tables
-        assert version == 1
+        assert version == SCHEMA_VERSION == 2
     finally:
         await store.close()
     # A second start-up against the same database finds everything in place.
@@ -93,13 +97,13 @@ async def test_a_later_schema_step_runs_once_and_a_newer_database_is_refused(sto
         ran.append(2)
         conn.execute(text("ALTER TABLE daily_subscriptions ADD COLUMN note VARCHAR(20)"))
 
-    assert await migrate(store.engine, steps=[(2, add_note_column)], latest=2) == 2
-    assert await migrate(store.engine, steps=[(2, add_note_column)], latest=2) == 2
+    assert await migrate(store.engine, steps=[(3, add_note_column)], latest=3) == 3
+    assert await migrate(store.engine, steps=[(3, add_note_column)], latest=3) == 3
     assert ran == [2]
     async with store.engine.connect() as conn:
         columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("daily_subscriptions")})
     assert "note" in columns
-    # This bot only knows version 1; the database says 2.
+    # This bot only knows version 2; the database says 3.
     with pytest.raises(SchemaError, match="newer than this bot understands"):
         await migrate(store.engine)
 
@@ -179,3 +183,96 @@ def test_plain_database_urls_pick_the_async_drivers_and_others_are_refused() -> 
     assert normalize_url("sqlite:///x.db").drivername == "sqlite+aiosqlite"
     with pytest.raises(SchemaError, match="DATABASE_URL"):
         normalize_url("mysql://h/db")
+
+
+async def test_a_version_1_database_gains_the_unknown_since_column_and_keeps_its_rows(db_url: str) -> None:
+    store = await open_store(db_url)
+    sid = await _subscribe(store)
+    await store.claim(sid, date(2024, 6, 1), now=NOW)
+    async with store.engine.begin() as conn:  # back to the shape version 1 wrote
+        await conn.execute(text("ALTER TABLE daily_posts DROP COLUMN unknown_since"))
+        await conn.execute(text("UPDATE quotebot_schema_version SET version = 1"))
+    await store.close()
+    store = await open_store(db_url)
+    try:
+        [post] = await store.posts_of(sid)
+        assert post.local_date == date(2024, 6, 1) and post.unknown_since is None
+        assert await store.transition(post.id, now=NOW, from_status=[CLAIMED], status=CHECKING, unknown_since=NOW)
+        assert (await store.post_by_id(post.id)).unknown_since == NOW
+    finally:
+        await store.close()
+
+
+async def test_many_claims_go_in_batched_statements_and_only_new_rows_are_won(store: Store) -> None:
+    ids = await add_subscriptions(store, [f"c{i}" for i in range(CLAIM_BATCH + 200)])
+    await store.claim(ids[5], date(2024, 6, 1), now=NOW, owner="someone-else")
+    inserts = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO DAILY_POSTS"):
+            inserts.append(statement)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        lease = NOW + timedelta(seconds=30)
+        won = await store.claim_many([Claim(i, date(2024, 6, 1), owner=f"me#{i}", lease_until=lease) for i in ids],
+                                     now=NOW)
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", count)
+    assert len(inserts) == 2  # one multi-row statement per CLAIM_BATCH rows
+    assert sorted(p.subscription_id for p in won) == sorted(set(ids) - {ids[5]})
+    assert all(p.owner == f"me#{p.subscription_id}" and p.lease_until == lease and p.status == CLAIMED for p in won)
+    # A second claimer of the same days wins nothing.
+    assert await store.claim_many([Claim(i, date(2024, 6, 1), owner="late") for i in ids], now=NOW) == []
+
+
+async def test_racing_batch_claimers_split_the_rows_without_overlap(db_url: str) -> None:
+    stores = [await open_store(db_url) for _ in range(3)]
+    try:
+        ids = await add_subscriptions(stores[0], [f"c{i}" for i in range(300)])
+        claims = [[Claim(i, date(2024, 6, 1), owner=f"s{n}") for i in ids] for n in range(3)]
+        results = await asyncio.gather(*(s.claim_many(c, now=NOW) for s, c in zip(stores, claims, strict=True)))
+        won = [p.subscription_id for r in results for p in r]
+        assert sorted(won) == sorted(ids)
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_a_heartbeat_renews_only_the_leases_still_held(store: Store) -> None:
+    a, b, c = [await _subscribe(store, channel=ch) for ch in ("a", "b", "c")]
+    lease = NOW + timedelta(seconds=30)
+    for sid, owner in ((a, "me#1"), (b, "me#2"), (c, "other#1")):
+        await store.claim(sid, date(2024, 6, 1), now=NOW, owner=owner, lease_until=lease)
+    done = await store.post(b, date(2024, 6, 1))
+    await store.transition(done.id, now=NOW, from_status=[CLAIMED], owner_is="me#2", status=SENT)
+    later = NOW + timedelta(seconds=60)
+    assert await store.renew_leases({"me#1", "me#2"}, later, now=NOW) == 1
+    assert [(await store.post(s, date(2024, 6, 1))).lease_until for s in (a, b, c)] == [later, lease, lease]
+
+
+async def test_pausing_a_team_or_guild_turns_off_only_its_subscriptions(store: Store) -> None:
+    await _subscribe(store, channel="T1:C1", platform="slack", guild_id="T1")
+    await _subscribe(store, channel="T1:C2", platform="slack", guild_id="T1")
+    await _subscribe(store, channel="T2:C1", platform="slack", guild_id="T2")
+    await _subscribe(store, channel="E1:C9", platform="slack", guild_id="T9")
+    await _subscribe(store, channel="d1", platform="discord", guild_id="T1")
+    paused = await store.pause_subscriptions("slack", "paused: the app was uninstalled", NOW, guild_ids=["T1"],
+                                             channel_prefixes=["E1:"])
+    assert sorted(s.channel_id for s in paused) == ["E1:C9", "T1:C1", "T1:C2"]
+    left = {(s.platform, s.channel_id) for s in await store.enabled_subscriptions(["slack", "discord"])}
+    assert left == {("slack", "T2:C1"), ("discord", "d1")}
+    off = await store.subscription("slack", "T1:C1")
+    assert off.disabled_reason == "paused: the app was uninstalled"
+    assert await store.pause_subscriptions("slack", "again", NOW, guild_ids=["T1"]) == []
+
+
+async def test_shown_counts_for_many_subscriptions_at_once(store: Store) -> None:
+    a, b = await _subscribe(store, channel="a"), await _subscribe(store, channel="b")
+    for sid, day, key, status in ((a, 1, "k1", SENT), (a, 2, "k1", SENT), (a, 3, "k2", CHECKING),
+                                  (b, 1, "k3", SENDING), (b, 2, "k4", CLAIMED)):
+        post = await store.claim(sid, date(2024, 6, day), now=NOW)
+        await store.transition(post.id, now=NOW, from_status=[CLAIMED], status=status, passage_key=key)
+    counts = await store.key_counts_many([a, b, 999])
+    assert counts == {a: {"k1": 2, "k2": 1}, b: {"k3": 1}, 999: {}}
+    assert counts[a] == await store.key_counts(a)
