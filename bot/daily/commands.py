@@ -19,7 +19,7 @@ from bot.daily.schedule import (
     resolve_zone,
     utc_now,
 )
-from bot.daily.scheduler import LeaseTokens
+from bot.daily.scheduler import LeaseTokens, delivery_key
 from bot.platforms import spec
 from bot.reply import Reply, ReplyKind, Request
 from bot.store import CLAIMED, FAILED, SENT, SKIPPED, UNKNOWN, Post, Store, Subscription
@@ -201,13 +201,13 @@ class DailyService:
             return _notice("Today's quote is being handled right now; try again in a moment.", kind=ReplyKind.DAILY)
         log.info("daily: %s posted today's quote in %s channel %s by hand", request.user_id, sub.platform,
                  sub.channel_id)
-        return daily_reply(hit, sub.topic, nonce=f"qd{post.id}")
+        return daily_reply(hit, sub.topic, nonce=delivery_key(post))
 
     async def _already(self, sub: Subscription, post: Post) -> Reply:
         if post.status in (SENT, UNKNOWN) and post.passage_key:
             hit = await self.picker.pick(sub, post.local_date, post.passage_key)
             if hit is not None and hit.passage.key == post.passage_key:
-                shown = daily_reply(hit, sub.topic, nonce=f"qd{post.id}")
+                shown = daily_reply(hit, sub.topic, nonce=delivery_key(post))
                 return Reply(text="Today's quote was already posted here. Here it is again, just for you:",
                              cards=shown.cards, actions=shown.actions, ephemeral=True, kind=ReplyKind.DAILY)
             return _notice("Today's quote was already posted here.", kind=ReplyKind.DAILY)

@@ -40,8 +40,11 @@ class QuotePicker:
         return hits
 
     async def pick(
-        self, sub: Subscription, day: date, keep_key: str | None = None, cache: dict | None = None
+        self, sub: Subscription, day: date, keep_key: str | None = None, cache: dict | None = None, *,
+        counts: dict[str, int] | None = None,
     ) -> Hit | None:
+        """The day's quote (``keep_key``'s passage when it is still in the pool). ``counts``: how often each
+        passage was shown in the channel, when the caller fetched it already (``Store.key_counts_many``)."""
         hits = await self.pool(sub.topic, cache)
         if not hits and sub.topic:
             log.warning("daily: no quotes about %r for subscription %d; using the whole pool", sub.topic, sub.id)
@@ -51,7 +54,7 @@ class QuotePicker:
             return by_key[keep_key]
         if not by_key:
             return None
-        shown = await self.store.key_counts(sub.id)
+        shown = counts if counts is not None else await self.store.key_counts(sub.id)
         least = min(shown.get(k, 0) for k in by_key)
         fresh = sorted(k for k in by_key if shown.get(k, 0) == least)
         rng = random.Random(f"{sub.platform}:{sub.channel_id}:{day.isoformat()}")
