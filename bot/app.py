@@ -130,8 +130,8 @@ async def serve(settings: Settings, platforms: list[str]) -> None:
         await http.start()
         tasks = [asyncio.create_task(a.serve(), name=f"adapter:{p}") for p, a in adapters.items()]
         if daily is not None:
-            posters = {s.name: adapters[s.name].post for s in chosen if s.daily_posts}
-            scheduler = DailyScheduler.from_settings(store, searcher, posters, settings)
+            targets = {s.name: adapters[s.name] for s in chosen if s.daily_posts}
+            scheduler = DailyScheduler.from_settings(store, searcher, targets, settings)
             tasks.append(asyncio.create_task(scheduler.run(), name="daily"))
         tasks.append(asyncio.create_task(_watch_corpus(searcher), name="corpus-watch"))
         tasks.append(asyncio.create_task(_refresh_feeds(feeds), name="feeds"))
@@ -149,7 +149,12 @@ async def serve(settings: Settings, platforms: list[str]) -> None:
                 log.error("platform %s stopped: %r", t.get_name(), t.exception())
     finally:
         log.info("shutting down")
+        if scheduler is not None:  # stop claiming; sends under way finish and are recorded before adapters close
+            scheduler.stop()
         await http.close()  # no new requests; the adapters then finish what they took
+        daily_task = next((t for t in tasks if t.get_name() == "daily"), None)
+        if daily_task is not None:
+            await asyncio.wait([daily_task], timeout=settings.stop_grace_seconds + 2)
         for a in adapters.values():
             with contextlib.suppress(Exception):
                 await a.close()
