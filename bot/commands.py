@@ -44,6 +44,31 @@ def parse(text: str, command: str | None = None) -> Command:
     head, _, rest = text.partition(" ")
     head = head.lower().lstrip("/")
     name = _ALIASES.get(head, head)
-    if name in COMMANDS:
-        return Command(name, rest.strip())
+    rest = rest.strip()
+    if name in COMMANDS and takes(name, rest):
+        return Command(name, rest)
     return Command("ask", text)
+
+
+DAILY_VERBS = ("help", "?", "status", "subscribe", "on", "off", "unsubscribe", "stop", "now")
+FEED_VERBS = ("add", "list", "ls", "remove", "rm", "delete", "refresh")
+_BARE = ("help", "sources", "more")  # commands that take no argument
+
+
+def takes(name: str, arg: str) -> bool:
+    """Whether ``name arg`` is that command with its proper arguments (else the whole text is a question).
+
+    "help me find the part about rockets", "list the risks of ai" and "more about ai" are questions:
+    ``help``, ``sources`` and ``more`` count only alone, ``context`` only with a quote number, ``daily``
+    and ``feed`` only with one of their verbs; ``ask`` and ``quote`` take any text.
+    """
+    first = arg.split(" ", 1)[0].lower()
+    if name in _BARE:
+        return not arg
+    if name == "context":
+        return not arg or arg.isdigit()
+    if name == "daily":
+        return not arg or first in DAILY_VERBS
+    if name == "feed":
+        return not arg or first in FEED_VERBS
+    return True

@@ -8,11 +8,14 @@ import logging
 import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import payloads
 from bot.commands import Command, parse
+from bot.help import help_text
 from bot.memo import InMemoryMemo, Memo
 from bot.payloads import Intent
 from bot.ratelimit import RateLimiter
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 
 PAGE = 3
 MAX_QUERY_CHARS = 300
+SOURCES_PER_PAGE = 10
+SOURCES_PAGE_CHARS = 1700  # one page fits a Discord message (2,000) and a Slack section (3,000)
 
 HELP = """I answer questions with verbatim quotes from the transcripts I know.
   ask <question>   the three passages that best answer it (or just ask the question)
@@ -98,7 +103,9 @@ class QuoteBot:
     async def handle(self, request: Request) -> Reply:
         """Answer one command. Never raises: failures become a short apology."""
         try:
-            if not self.limiter.allow(f"{request.platform}:{request.user_id}"):
+            request = replace(request, text=clean_text(request.text))
+            # The console is one trusted local user (and scripts pipe many questions into it): no limit there.
+            if request.via is not Via.CONSOLE and not self.limiter.allow(f"{request.platform}:{request.user_id}"):
                 wait = self.limiter.retry_after(f"{request.platform}:{request.user_id}")
                 return Reply(
                     text=f"You're asking faster than I can keep up. Try again in {wait:.0f} s.",
@@ -125,12 +132,14 @@ class QuoteBot:
 
     async def _dispatch(self, request: Request, command: Command) -> Reply:
         if command.name == "help":
-            return Reply(text=HELP, kind=ReplyKind.HELP, ephemeral=True)
+            return Reply(text=help_text(request, daily=self.daily is not None), kind=ReplyKind.HELP, ephemeral=True)
         if command.name == "sources":
-            return self._sources()
+            return self._sources(None if request.via is Via.CONSOLE else 0)
         if command.name == "quote":
             return await self._quote(command.arg)
         if command.name == "daily":
+            if self.daily is None and request.via is Via.CONSOLE:
+                return await self._console_daily(request, command.arg)
             if self.daily is None:
                 return Reply(text="Daily quotes are not configured on this bot.", kind=ReplyKind.DAILY,
                              ephemeral=True)
@@ -146,17 +155,21 @@ class QuoteBot:
         if not question:
             return Reply(text="Ask me something, e.g. `ask what did he say about the Fermi paradox`.",
                          kind=ReplyKind.HELP)
-        qkey = await self._remember(question)
         size = self.options.page_size
         hits = await self._run(self.searcher.search, question, size + 1, offset)
         if not hits:
             return self._nothing_found(question, notice, offset)
         shown, has_more = hits[:size], len(hits) > size
+        qkey = await self._remember(question)
         actions = []
-        if has_more:
+        if has_more and qkey:
             actions.append(Action(ActionKind.MORE, "More", payloads.more(qkey, offset + size)))
-        actions.append(Action(ActionKind.CONTEXT, "Context", payloads.context(shown[0].passage.key)))
-        if self.options.slash_ephemeral:
+        numbered = len(shown) > 1 or offset > 0
+        for i, h in enumerate(shown):
+            ctx = payloads.context(h.passage.key)
+            if payloads.fits(ctx):
+                actions.append(Action(ActionKind.CONTEXT, f"Context {offset + i + 1}" if numbered else "Context", ctx))
+        if self.options.slash_ephemeral and qkey:
             actions.append(Action(ActionKind.POST, "Post to channel", payloads.share(qkey, offset)))
         header = f"Results {offset + 1}–{offset + len(shown)} for “{question}”" if offset else ""
         return Reply(
@@ -166,6 +179,7 @@ class QuoteBot:
             ephemeral=self.options.slash_ephemeral,
             kind=ReplyKind.ANSWER,
             extra={"query": question},
+            first_number=offset + 1,
         )
 
     def _nothing_found(self, question: str, notice: str, offset: int) -> Reply:
@@ -184,13 +198,49 @@ class QuoteBot:
         actions = (Action(ActionKind.CONTEXT, "Context", payloads.context(hit.passage.key)),)
         return Reply(text=notice, cards=(card(hit),), actions=actions, kind=ReplyKind.QUOTE)
 
-    def _sources(self) -> Reply:
+    def _sources(self, page: int | None) -> Reply:
+        """Every source (``page`` None: the console, which has no message limits), or one page of them with
+        Previous/Next buttons: each page fits one Discord or Slack message."""
         lines = []
         for s in self.searcher.sources():
             when = f" ({s.date})" if s.date else ""
             link = f" {s.url}" if s.url else ""
             lines.append(f"• {s.title}{when}{link}")
-        return Reply(text="Transcripts I search:\n" + "\n".join(lines), kind=ReplyKind.SOURCES, ephemeral=True)
+        if page is None:
+            return Reply(text="Transcripts I search:\n" + "\n".join(lines), kind=ReplyKind.SOURCES, ephemeral=True)
+        pages = paginate(lines, SOURCES_PER_PAGE, SOURCES_PAGE_CHARS)
+        page = min(max(page, 0), len(pages) - 1)
+        start = sum(len(p) for p in pages[:page])
+        shown = pages[page]
+        if len(pages) == 1:
+            head = f"Transcripts I search ({len(lines)}):"
+        else:
+            head = f"Transcripts I search ({start + 1}–{start + len(shown)} of {len(lines)}, page {page + 1}/" \
+                   f"{len(pages)}):"
+        actions = []
+        if page > 0:
+            actions.append(Action(ActionKind.PAGE, "Previous", payloads.sources(page - 1)))
+        if page + 1 < len(pages):
+            actions.append(Action(ActionKind.PAGE, "Next", payloads.sources(page + 1)))
+        return Reply(text="\n".join([head, *shown]), actions=tuple(actions), kind=ReplyKind.SOURCES, ephemeral=True)
+
+    async def _console_daily(self, request: Request, arg: str) -> Reply:
+        """``daily`` at the terminal: ``daily now [topic]`` shows today's quote (the same all day); subscriptions
+        belong to chat channels, so the other subcommands say where they work."""
+        verb, _, topic = arg.partition(" ")
+        if verb.lower() != "now":
+            return Reply(text="Daily posts are for Discord and Slack channels: there, `daily subscribe 09:00 "
+                              "Europe/Berlin` posts a quote every day. Here, `daily now` shows today's quote.",
+                         kind=ReplyKind.DAILY, ephemeral=True)
+        topic, notice = self._cut(topic)
+        today = datetime.now(_zone(request.default_timezone)).date().isoformat()
+        hit = await self._run(self.searcher.random_quote, random.Random(f"daily:{today}:{topic}"), topic or None)
+        if hit is None:
+            return self._nothing_found(topic, notice, 0)
+        title = f"Quote of the day · {topic}" if topic else "Quote of the day"
+        actions = (Action(ActionKind.CONTEXT, "Context", payloads.context(hit.passage.key)),)
+        return Reply(text="\n".join(t for t in (notice, title) if t), cards=(card(hit),), actions=actions,
+                     kind=ReplyKind.DAILY)
 
     async def _feed(self, request: Request, arg: str) -> Reply:
         """Feeds change what everyone searches: changes come only from the console and from a platform's
@@ -211,20 +261,30 @@ class QuoteBot:
         pressed = payloads.decode(payload)
         if pressed is None:
             return _stale()
+        if pressed.intent is Intent.SOURCES:
+            return replace(self._sources(pressed.offset), replaces=True)
         if pressed.intent is Intent.CONTEXT:
             hit = await self._run(self.searcher.context, pressed.passage_key)
             if hit is None:
                 return _stale()
             return Reply(cards=(card(hit),), kind=ReplyKind.CONTEXT, ephemeral=self.options.slash_ephemeral)
-        question = await self.memo.get(pressed.query_key)
+        try:
+            question = await self.memo.get(pressed.query_key)
+        except Exception as e:  # the database is down: the button cannot work, but nothing else is wrong
+            log.warning("button memo unavailable, a %s button cannot be answered: %s", pressed.intent.value,
+                        type(e).__name__)
+            return Reply(text="Sorry, this button is unavailable right now. Please ask the question again.",
+                         ephemeral=True, kind=ReplyKind.STALE)
         if question is None:
             return _stale()
         inner = await self._ask(request, question, pressed.offset)
         if pressed.intent is Intent.MORE:
             return inner
         kept = tuple(a for a in inner.actions if a.kind is not ActionKind.POST)
-        return Reply(text=inner.text, cards=inner.cards, actions=kept, ephemeral=False, kind=inner.kind,
-                     extra=inner.extra, shared=True)
+        asked = f"Asked: “{question}”"
+        text = "\n".join(t for t in (asked, inner.text) if t) if not pressed.offset else inner.text
+        return Reply(text=text, cards=inner.cards, actions=kept, ephemeral=False, kind=inner.kind,
+                     extra=inner.extra, shared=True, first_number=inner.first_number)
 
     # --- helpers ------------------------------------------------------------------
 
@@ -236,10 +296,45 @@ class QuoteBot:
         cut = text[: limit + 1].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
         return cut, f"(Your question was longer than {limit} characters; I searched for its first part.)"
 
-    async def _remember(self, question: str) -> str:
+    async def _remember(self, question: str) -> str | None:
+        """The memo key of ``question`` for its buttons; None when the memo cannot be written (the database
+        is down): the answer then goes out without the buttons that need it."""
         key = hashlib.sha256(question.encode()).hexdigest()[:16]
-        await self.memo.put(key, question)
+        try:
+            await self.memo.put(key, question)
+        except Exception as e:
+            log.warning("button memo unavailable, answering without More/Post buttons: %s", type(e).__name__)
+            return None
         return key
+
+
+def clean_text(text: str) -> str:
+    """``text`` safe to encode: lone surrogates (from JSON ``\\ud800`` escapes or undecodable bytes) become U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def paginate(lines: list[str], per_page: int, chars: int) -> list[list[str]]:
+    """``lines`` in pages of at most ``per_page`` lines and about ``chars`` characters (never an empty page)."""
+    pages: list[list[str]] = [[]]
+    size = 0
+    for line in lines:
+        if pages[-1] and (len(pages[-1]) >= per_page or size + len(line) + 1 > chars):
+            pages.append([])
+            size = 0
+        pages[-1].append(line)
+        size += len(line) + 1
+    return pages
+
+
+def _zone(name: str | None) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name) if name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 def _stale() -> Reply:

@@ -17,6 +17,7 @@ class Intent(StrEnum):
     MORE = "more"
     CONTEXT = "ctx"
     SHARE = "post"
+    SOURCES = "src"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,11 @@ def share(query_key: str, offset: int) -> str:
     return f"post:ask:{query_key}:{offset}"
 
 
+def sources(page: int) -> str:
+    """One page of the list of sources."""
+    return f"src:{page}"
+
+
 def fits(payload: str) -> bool:
     return len(payload) <= MAX_PAYLOAD and payload.isascii()
 
@@ -53,6 +59,8 @@ def decode(payload: str) -> Decoded | None:
     head, _, rest = payload.partition(":")
     if head == Intent.CONTEXT:
         return Decoded(Intent.CONTEXT, passage_key=rest) if rest else None
+    if head == Intent.SOURCES:
+        return Decoded(Intent.SOURCES, offset=int(rest)) if rest.isdigit() else None
     if head == Intent.SHARE:
         kind, _, rest = rest.partition(":")
         if kind != "ask":

@@ -27,6 +27,8 @@ class Request:
     ``"help"``, ``"daily"``); otherwise the core parses it from ``text``.
     ``can_manage`` says whether the user may change the channel's subscriptions
     (Manage Channels on Discord, admin or channel creator on Slack).
+    ``command_names`` maps core commands to how this platform invokes them (``("sources", "/quote-sources")``),
+    so help lists the platform's own commands.
     """
 
     text: str
@@ -38,6 +40,7 @@ class Request:
     can_manage: bool = False
     guild_id: str | None = None
     default_timezone: str | None = None
+    command_names: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,7 @@ class ActionKind(StrEnum):
     MORE = "more"
     CONTEXT = "context"
     POST = "post"
+    PAGE = "page"
 
 
 class ReplyKind(StrEnum):
@@ -104,6 +108,8 @@ class Reply:
     ``ephemeral`` is a hint: answers a platform may show only to the asker.
     ``error_ref`` is set on the apology for a failed command.
     ``shared`` marks an earlier private answer made public by its asker ("Post to channel").
+    ``first_number`` is the number of the first card when cards are numbered (4 on the page "Results 4–6").
+    ``replaces`` says a button's answer should take the place of the message it was pressed on (pages of sources).
     """
 
     text: str = ""
@@ -114,6 +120,8 @@ class Reply:
     kind: ReplyKind = ReplyKind.NOTICE
     extra: dict[str, str] = field(default_factory=dict)
     shared: bool = False
+    first_number: int = 1
+    replaces: bool = False
 
 
 def quote_key(card: QuoteCard) -> str:
