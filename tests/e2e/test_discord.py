@@ -132,7 +132,7 @@ async def test_bot_logs_in_identifies_and_syncs_slash_commands(discord: Discord)
     (put,) = [r for r in server.requests if r.method == "PUT" and r.path.endswith("/commands")]
     commands = {c["name"]: c for c in put.body}
     assert set(commands) == {"ask", "quote", "sources", "help", "daily", "quote-admin"}
-    assert commands["quote-admin"]["default_member_permissions"] == "32"  # Manage Server
+    assert int(commands["quote-admin"]["default_member_permissions"]) == 32  # Manage Server
     question = commands["ask"]["options"][0]
     assert question["name"] == "question" and question["required"] is True and question["type"] == 3
     assert {o["name"] for o in commands["daily"]["options"]} == {"subscribe", "off", "status", "now"}
