@@ -128,6 +128,8 @@ async def serve(settings: Settings, platforms: list[str]) -> None:
         for s in chosen:
             adapters[s.name] = s.build(context_for(s.name, core, settings, http, store=store, daily=daily))
         await http.start()
+        if daily is not None:
+            daily.use_platforms(adapters)
         tasks = [asyncio.create_task(a.serve(), name=f"adapter:{p}") for p, a in adapters.items()]
         if daily is not None:
             targets = {s.name: adapters[s.name] for s in chosen if s.daily_posts}

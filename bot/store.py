@@ -318,15 +318,15 @@ class Store:
         conditions += [subscriptions.c.channel_id.startswith(p, autoescape=True) for p in channel_prefixes]
         if not conditions:
             return []
-        where = (subscriptions.c.platform == platform, subscriptions.c.enabled.is_(True), or_(*conditions))
+        # One UPDATE … RETURNING: a write from the first statement (SQLite cannot upgrade a read under load).
+        stmt = (
+            update(subscriptions)
+            .where(subscriptions.c.platform == platform, subscriptions.c.enabled.is_(True), or_(*conditions))
+            .values(enabled=False, disabled_reason=reason[:300], updated_at=now)
+            .returning(*subscriptions.c)
+        )
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(select(subscriptions).where(*where))).all()
-            if rows:
-                await conn.execute(
-                    update(subscriptions)
-                    .where(subscriptions.c.id.in_([r.id for r in rows]), subscriptions.c.enabled.is_(True))
-                    .values(enabled=False, disabled_reason=reason[:300], updated_at=now)
-                )
+            rows = (await conn.execute(stmt)).all()
         return [_sub(r) for r in rows]
 
     async def enabled_subscriptions(self, platforms: Collection[str]) -> list[Subscription]:

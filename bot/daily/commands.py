@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.daily.picking import QuotePicker, QuoteSource, daily_reply
@@ -69,6 +72,23 @@ class DailyService:
         self.lease = timedelta(seconds=lease_seconds)
         self.clock = clock
         self.tokens = LeaseTokens(instance_id)
+        self._checks: dict[str, Callable[[str], Awaitable[str | None]]] = {}
+
+    def use_platforms(self, adapters: Mapping[str, Any]) -> None:
+        """The running adapters: ``daily subscribe`` asks each one's ``can_post`` (when it has one) first."""
+        self._checks = {name: a.can_post for name, a in adapters.items() if callable(getattr(a, "can_post", None))}
+
+    async def _cannot_post(self, request: Request) -> str | None:
+        check = self._checks.get(request.platform)
+        if check is None:
+            return None
+        try:
+            async with asyncio.timeout(10):
+                return await check(request.channel_id)
+        except Exception:
+            log.warning("daily: could not check whether I can post in %s channel %s; allowing it", request.platform,
+                        request.channel_id, exc_info=True)
+            return None
 
     async def handle(self, request: Request, arg: str) -> Reply:
         words = arg.split()
@@ -124,6 +144,10 @@ class DailyService:
         if topic and not await self.picker.pool(topic):
             return _notice(f"I have no quotes about “{topic}”, so nothing was changed. Try another topic, or none.",
                            kind=ReplyKind.BAD_INPUT)
+        why = await self._cannot_post(request)
+        if why:
+            return _notice(f"I can't post the daily quote in this channel: {why} Nothing was changed.",
+                           kind=ReplyKind.REFUSED)
         now = self.clock()
         sub = await self.store.save_subscription(
             platform=request.platform, channel_id=request.channel_id, guild_id=request.guild_id, local_time=hhmm,

@@ -5,6 +5,9 @@ the bot uses: auth.test, chat.postMessage, chat.postEphemeral, users.info,
 conversations.info, oauth.v2.access (for the code ``good-code``), apps.connections.open
 (plus a websocket for Socket Mode), and ``POST /response/<id>`` for response URLs.
 ``rate_limit_next`` makes the next call of a method answer 429 with ``Retry-After``.
+Posted messages are kept per channel with their ``metadata`` and listed by conversations.history;
+``fail_after_store`` makes the next chat.postMessage store its message and then answer HTTP 500 or
+drop the connection, as a lost answer looks to the bot.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ class SlackApiServer:
     socket_acks: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.history: dict[str, list[dict[str, Any]]] = {}  # channel -> messages posted there, oldest first
+        self._after_store: list[str] = []
         self._rate_limits: dict[str, int] = {}
         self._changed = asyncio.Condition()
         self._ts = itertools.count(1)
@@ -98,6 +103,16 @@ class SlackApiServer:
     def rate_limit_next(self, method: str, times: int = 1) -> None:
         """The next ``times`` calls of ``method`` get HTTP 429 with ``Retry-After: 0``."""
         self._rate_limits[method] = times
+
+    def fail_after_store(self, how: str) -> None:
+        """The next chat.postMessage stores its message, then answers HTTP 500 (``"500"``) or closes the
+        connection without an answer (``"drop"``)."""
+        assert how in ("500", "drop")
+        self._after_store.append(how)
+
+    def posted(self, channel: str) -> list[dict[str, Any]]:
+        """The messages posted in ``channel`` (what its members see), oldest first."""
+        return list(self.history.get(channel, []))
 
     def of(self, method: str, status: int | None = 200) -> list[Call]:
         return [c for c in self.calls if c.method == method and (status is None or c.status == status)]
@@ -163,7 +178,14 @@ class SlackApiServer:
         await self._record(Call(method, body, token))
         if token in self.revoked_tokens:
             return web.json_response({"ok": False, "error": "invalid_auth"})
-        return web.json_response(self._answer(method, body, request))
+        answer = self._answer(method, body, request)
+        if method == "chat.postMessage" and answer.get("ok") and self._after_store:
+            how = self._after_store.pop(0)
+            if how == "drop":
+                request.transport.close()
+                return web.Response()
+            return web.json_response({"ok": False, "error": "internal_error"}, status=500)
+        return web.json_response(answer)
 
     def _answer(self, method: str, body: dict[str, Any], request: web.Request) -> dict[str, Any]:
         if method == "auth.test":
@@ -173,20 +195,41 @@ class SlackApiServer:
             channel = str(body.get("channel", ""))
             if channel in self.gone_channels:
                 return {"ok": False, "error": "channel_not_found"}
-            ts = f"1700000000.{next(self._ts):06d}"
+            ts = f"{time.time():.0f}.{next(self._ts):06d}"
             if method == "chat.postEphemeral":
                 return {"ok": True, "message_ts": ts}
-            return {"ok": True, "channel": channel, "ts": ts, "message": {"text": body.get("text", ""), "ts": ts}}
+            message = {"type": "message", "user": BOT_USER, "bot_id": "BBOT", "text": body.get("text", ""), "ts": ts}
+            metadata = body.get("metadata")
+            if isinstance(metadata, str):
+                metadata = json.loads(metadata)
+            if metadata:
+                message["metadata"] = metadata
+            self.history.setdefault(channel, []).append(message)
+            return {"ok": True, "channel": channel, "ts": ts, "message": message}
+        if method == "conversations.history":
+            channel = str(body.get("channel", ""))
+            if channel in self.gone_channels:
+                return {"ok": False, "error": "channel_not_found"}
+            oldest = float(body.get("oldest") or 0)
+            messages = [dict(m) for m in reversed(self.history.get(channel, [])) if float(m["ts"]) > oldest]
+            if str(body.get("include_all_metadata", "")).lower() not in ("1", "true"):
+                for m in messages:
+                    m.pop("metadata", None)
+            limit = int(body.get("limit") or 100)
+            return {"ok": True, "messages": messages[:limit], "has_more": len(messages) > limit,
+                    "response_metadata": {"next_cursor": ""}}
         if method == "users.info":
             user = self.users.get(str(body.get("user")))
             if user is None:
                 return {"ok": False, "error": "user_not_found"}
             return {"ok": True, "user": {"id": body.get("user"), "team_id": TEAM, **user}}
         if method == "conversations.info":
+            # Any other C… channel is a public channel the bot is in; ``channels`` describes the rest.
             channel = str(body.get("channel"))
-            if channel in self.gone_channels or channel not in self.channels:
+            if channel in self.gone_channels or (channel not in self.channels and not channel.startswith("C")):
                 return {"ok": False, "error": "channel_not_found"}
-            return {"ok": True, "channel": {"id": channel, **self.channels[channel]}}
+            info = {"id": channel, "is_channel": True, "is_private": False, "is_member": True, "is_archived": False}
+            return {"ok": True, "channel": {**info, **self.channels.get(channel, {})}}
         if method == "oauth.v2.access":
             if body.get("code") != "good-code":
                 return {"ok": False, "error": "invalid_code"}

@@ -205,6 +205,7 @@ class SlackBotProcess:
         core = QuoteBot(searcher, core_options(settings), memo=SqlMemo(store), daily=daily)
         http = HttpServer(settings.host, settings.port)
         self.adapter = spec("slack").build(context_for("slack", core, settings, http, store=store, daily=daily))
+        daily.use_platforms({"slack": self.adapter})
         await http.start()
         self.extra.update(core=core, store=store, searcher=searcher, daily=daily, settings=settings, http=http)
         self.task = asyncio.create_task(self.adapter.serve())

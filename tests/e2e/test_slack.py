@@ -357,8 +357,8 @@ async def test_daily_subscribe_needs_admin_or_channel_creator(local_bot, slack_a
 async def test_daily_quote_is_posted_through_the_adapter(local_bot, slack_api):
     on = await daily_command(local_bot, slack_api, "subscribe 09:00 UTC kazoo", user="UADMIN", channel="C7")
     assert "Daily quote on" in on.block_text
-    slack_api.gone_channels.add("C8")
     await daily_command(local_bot, slack_api, "subscribe 09:00 UTC", user="UADMIN", channel="C8")
+    slack_api.gone_channels.add("C8")  # deleted after the subscription
     store = local_bot.extra["store"]
     scheduler = DailyScheduler.from_settings(
         store, local_bot.extra["searcher"], {"slack": local_bot.adapter.post}, local_bot.extra["settings"]

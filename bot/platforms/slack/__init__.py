@@ -16,7 +16,7 @@ def build(ctx: PlatformContext[SlackSettings]) -> Adapter:
 
     engine = ctx.store.engine if ctx.store is not None else None
     return SlackAdapter(ctx.core, ctx.platform_settings, ctx.http, database_url=ctx.settings.database_url,
-                        engine=engine)
+                        engine=engine, store=ctx.store)
 
 
 SPEC = PlatformSpec(

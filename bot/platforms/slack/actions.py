@@ -32,7 +32,8 @@ class Actions:
             payload = action.get("value") or action.get("action_id", "")[len(ACTION_PREFIX):]
             channel = origin.channel_id or (body.get("container") or {}).get("channel_id", "")
             request = Request(
-                text="", user_id=origin.user_id, channel_id=self.outbox.qualify(origin.team_id, channel),
+                text="", user_id=origin.user_id,
+                channel_id=self.outbox.qualify(origin.team_id, channel, origin.enterprise_id),
                 platform="slack", via=Via.BUTTON, guild_id=origin.team_id,
             )
             reply = await self.core.handle_action(payload, request)

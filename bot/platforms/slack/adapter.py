@@ -30,6 +30,7 @@ from bot.core import QuoteBot
 from bot.http import HttpServer
 from bot.platform import PlatformUnavailable
 from bot.platforms.slack.actions import Actions
+from bot.platforms.slack.daily import SlackDaily
 from bot.platforms.slack.install import Installations
 from bot.platforms.slack.logs import quiet_logger
 from bot.platforms.slack.messages import Messages
@@ -59,7 +60,7 @@ class SlackAdapter:
     """
 
     def __init__(self, core: QuoteBot, slack: SlackSettings, http: HttpServer, *, database_url: str = "",
-                 engine: Any = None) -> None:
+                 engine: Any = None, store: Any = None) -> None:
         if not slack.oauth and not slack.bot_token:
             raise SettingsError("SLACK_BOT_TOKEN: required (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install "
                                 "the app in many workspaces)")
@@ -77,6 +78,7 @@ class SlackAdapter:
             Installations(slack, database_url, engine, self.client, self._sdk_log) if slack.oauth else None
         )
         self.outbox = Outbox(self.client, self.installations, self._sdk_log)
+        self.daily = SlackDaily(self.outbox, self.installations, store)
         self.messages = Messages(core, self.outbox, slack.commands)
         self.actions = Actions(core, self.outbox)
         self.app = self._build_app()
@@ -113,6 +115,8 @@ class SlackAdapter:
         app.event("app_mention")(self._ack_then(self.messages.on_mention))
         app.event("message")(self._ack_then(self.messages.on_message))
         app.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._ack_then(self.actions.on_action))
+        app.event("app_uninstalled")(self._ack_then(lambda body, _origin: self.daily.on_app_uninstalled(body)))
+        app.event("tokens_revoked")(self._ack_then(lambda body, _origin: self.daily.on_tokens_revoked(body)))
 
     def _mount(self, http: HttpServer) -> None:
         """Events (and the OAuth install pages) on the shared server; in Socket Mode only its health check."""
@@ -168,9 +172,19 @@ class SlackAdapter:
         self._stopped.set()
         await self._shutdown()
 
-    async def post(self, channel_id: str, reply: Reply) -> None:
-        """Post ``reply`` publicly (daily quotes). Raises ``ChannelGone`` when posting is no longer possible."""
-        await self.outbox.post(channel_id, reply)
+    async def post(self, channel_id: str, reply: Reply, *, delivery_key: str | None = None) -> None:
+        """Post ``reply`` publicly (daily quotes), ``delivery_key`` in its metadata. Raises ``ChannelGone``
+        when posting is no longer possible, ``DeliveryUnknown`` when Slack's answer was lost."""
+        await self.daily.post(channel_id, reply, delivery_key=delivery_key)
+
+    async def find_delivery(self, channel_id: str, delivery_key: str) -> bool | None:
+        return await self.daily.find_delivery(channel_id, delivery_key)
+
+    async def can_post(self, channel_id: str) -> str | None:
+        return await self.daily.can_post(channel_id)
+
+    async def tell_user(self, user_id: str, channel_id: str, text: str) -> None:
+        await self.daily.tell_user(user_id, channel_id, text)
 
     async def _check_token(self) -> None:
         try:

@@ -15,7 +15,7 @@ from bot.platforms.slack.settings import SlackSettings
 
 BOT_SCOPES = (
     "app_mentions:read", "chat:write", "chat:write.public", "commands", "im:history", "im:read",
-    "users:read", "channels:read", "groups:read",
+    "users:read", "channels:read", "groups:read", "channels:history", "groups:history",
 )
 
 

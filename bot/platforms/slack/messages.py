@@ -40,9 +40,9 @@ class Messages:
             user, channel = origin.user_id, origin.channel_id
             manage, tz = await permissions(client, user, channel) if name == "daily" else (False, None)
             request = Request(
-                text=clean_text(body.get("text", "")), user_id=user, channel_id=self.outbox.qualify(origin.team_id,
-                channel), platform="slack", via=Via.SLASH, command=name, can_manage=manage, guild_id=origin.team_id,
-                default_timezone=tz,
+                text=clean_text(body.get("text", "")), user_id=user,
+                channel_id=self.outbox.qualify(origin.team_id, channel, origin.enterprise_id), platform="slack",
+                via=Via.SLASH, command=name, can_manage=manage, guild_id=origin.team_id, default_timezone=tz,
             )
             reply = await self.core.handle(request)
             await self.outbox.respond(origin.response_url or body["response_url"], reply, ephemeral=reply.ephemeral)
@@ -83,8 +83,8 @@ class Messages:
             if parse(text).name == "daily":
                 manage, tz = await permissions(client, user, channel)
             request = Request(
-                text=text, user_id=user, channel_id=self.outbox.qualify(origin.team_id, channel), platform="slack",
-                via=via, can_manage=manage, guild_id=origin.team_id, default_timezone=tz,
+                text=text, user_id=user, channel_id=self.outbox.qualify(origin.team_id, channel, origin.enterprise_id),
+                platform="slack", via=via, can_manage=manage, guild_id=origin.team_id, default_timezone=tz,
             )
             reply = await self.core.handle(request)
             await self.outbox.send(client, channel, reply, thread=thread, user=user)

@@ -46,15 +46,19 @@ class Outbox:
         if session is not None:
             await session.close()
 
-    def qualify(self, team: str | None, channel: str) -> str:
-        """The channel id the core sees: ``team:channel`` in multi-workspace mode, else the channel."""
-        return f"{team}:{channel}" if self.installations is not None and team else channel
+    def qualify(self, team: str | None, channel: str, enterprise: str | None = None) -> str:
+        """The channel id the core sees: ``team:channel`` in multi-workspace mode (``enterprise:team:channel``
+        in an Enterprise Grid organisation), else the channel."""
+        if self.installations is None or not team:
+            return channel
+        return f"{enterprise}:{team}:{channel}" if enterprise else f"{team}:{channel}"
 
-    def web_for(self, token: str | None) -> AsyncWebClient:
-        """A Web client with the request's bot token (the team's, in multi-workspace mode)."""
+    def web_for(self, token: str | None, *, retries: list[Any] | None = None) -> AsyncWebClient:
+        """A Web client with the request's bot token (the team's, in multi-workspace mode); ``retries``
+        replaces the default retry handlers."""
         return AsyncWebClient(
             token=token, base_url=self.client.base_url, session=self._session, logger=self._sdk_log,
-            retry_handlers=self.client.retry_handlers.copy(),
+            retry_handlers=self.client.retry_handlers.copy() if retries is None else retries,
         )
 
     async def respond(self, url: str, reply: Reply, *, ephemeral: bool, shared_by: str | None = None) -> None:
