@@ -7,11 +7,19 @@ re-analysing anything. Each passage's term sequence is kept too, for the phrase/
 re-ranking and highlights. Passage texts live in one UTF-8 blob, decoded only for hits.
 
 A build on disk (a *generation*) is a folder of raw little-endian arrays plus
-``meta.json``. It is written once and never changed. A new generation is made from the
-previous one plus the sources that changed (``update``): unchanged sources are copied
-array slice by array slice, with their term ids (the vocabulary only ever grows between
-full builds), so they are never analysed again. ``IndexStore`` publishes generations and
-keeps them alive while any process reads them.
+``meta.json``; ``meta["lengths"]`` says how many items of each array belong to it. A
+*full* generation is written from scratch (``write_generation``): unchanged sources of the
+previous one are copied slice by slice with their term ids (the vocabulary only ever grows
+between full builds), so they are never analysed again. A *delta* generation
+(``write_delta``) changes a few sources of a large index in well under a second: the
+per-passage, token and text arrays are hard links to the previous generation's files with
+the new sources appended past the previous lengths (readers of the previous generation
+never look past theirs); the big term-ordered postings are shared as they are, the new
+passages get small postings of their own, and the passages of replaced or removed sources
+become *dead*: no source owns them (``p_src`` -1) and they score -1. Document frequencies,
+the live passage count and the total length are kept exactly, so every score equals that of
+a full rebuild. ``IndexStore`` publishes generations and keeps them alive while any process
+reads them.
 """
 
 from __future__ import annotations
@@ -37,16 +45,22 @@ from retrieval.corpus import Corpus
 from retrieval.model import Passage, SourceInfo
 from retrieval.segments import SourceSegment, analyse_source
 
-FORMAT_VERSION = 8
+FORMAT_VERSION = 9
 # name -> dtype; tok_cs/tok_ce are uint16 unless a passage is longer than 65,535 characters
 _DTYPES = {
-    "p_src": np.int32, "p_cstart": np.int64, "p_cend": np.int64, "p_start": np.float64, "p_pos": np.float32,
+    "p_cstart": np.int64, "p_cend": np.int64, "p_start": np.float64, "p_pos": np.float32,
     "p_speaker": np.int32, "doc_len": np.int32, "tok_ptr": np.int64, "text_ptr": np.int64,
     "tok_ids": np.int32, "tok_cs": np.uint16, "tok_ce": np.uint16, "texts": np.uint8,
-    "src_doc_ptr": np.int64, "src_text": np.uint8, "src_text_ptr": np.int64, "quotes": np.uint8,
-    "quotes_ptr": np.int64,
-    "indptr": np.int64, "docs": np.int32, "tf": np.uint16, "vals": np.float32, "idf": np.float32,
+    "src_text": np.uint8, "quotes": np.uint8,
+    "indptr": np.int64, "docs": np.int32, "tf": np.uint16, "vals": np.float32,
+    "p_src": np.int32, "src_doc": np.int64, "src_txt": np.int64, "src_quo": np.int64,
+    "idf": np.float32, "df": np.int64, "dead": np.int32, "d_indptr": np.int64, "d_docs": np.int32, "d_tf": np.uint16,
 }
+# Append-only in delta generations: what one passage or source adds goes past the previous end.
+APPENDED = ("p_cstart", "p_cend", "p_start", "p_pos", "p_speaker", "doc_len", "tok_ptr", "text_ptr", "tok_ids",
+            "tok_cs", "tok_ce", "texts", "src_text", "quotes")
+# The postings of the last full generation, shared unchanged by the delta generations after it.
+BASE_POSTINGS = ("indptr", "docs", "tf", "vals")
 _WIDE = {"tok_cs", "tok_ce"}
 
 
@@ -74,14 +88,40 @@ class Index:
         self.glossary: dict[str, list[str]] = meta["glossary"]
         self.params = BM25Params(**meta["params"])
         self._texts: dict[int, str] = {}
+        self._src_doc = arrays["src_doc"].reshape(-1, 2)
+        self._exact = bool(meta.get("exact", True))
+        self.dead: np.ndarray = arrays["dead"]  # passages of replaced or removed sources (delta generations)
+
+    @functools.cached_property
+    def live(self) -> np.ndarray:
+        """``live[doc]`` is False for dead passages (those no source owns any more)."""
+        out = np.ones(self.size, bool)
+        out[self.dead] = False
+        return out
+
+    @property
+    def live_size(self) -> int:
+        """Passages that belong to a source (``size`` counts dead ones too)."""
+        return self.size - len(self.dead)
+
+    @property
+    def doc_freq(self) -> np.ndarray:
+        """Live passages containing each term, by term id."""
+        return self.a["df"]
+
+    @functools.cached_property
+    def _norm(self) -> np.ndarray:
+        p = self.params
+        avgdl = self.meta["len_sum"] / self.live_size if self.live_size else 1.0
+        return (p.k1 * (1.0 - p.b + p.b * np.asarray(self.a["doc_len"]) / max(avgdl, 1e-9))).astype(np.float32)
 
     @functools.cached_property
     def quotes(self) -> list[Passage]:
         """Stand-alone quote candidates of every source; read on first use (not needed to search)."""
-        blob, ptr = self.a["quotes"], self.a["quotes_ptr"]
+        blob, span = self.a["quotes"], self.a["src_quo"].reshape(-1, 2)
         out: list[Passage] = []
         for i in range(len(self.sources)):
-            s, e = int(ptr[i]), int(ptr[i + 1])
+            s, e = int(span[i, 0]), int(span[i, 1])
             out.extend(Passage(**q) for q in json.loads(bytes(blob[s:e]).decode("utf-8") or "[]"))
         return out
 
@@ -104,8 +144,7 @@ class Index:
         i = self._number.get(source_id)
         if i is None:
             return range(0)
-        ptr = self.a["src_doc_ptr"]
-        return range(int(ptr[i]), int(ptr[i + 1]))
+        return range(int(self._src_doc[i, 0]), int(self._src_doc[i, 1]))
 
     def source_text(self, source_id: str) -> str | None:
         """A source's joined text (the last few asked for are kept decoded)."""
@@ -115,8 +154,8 @@ class Index:
         cache = self._texts
         text = cache.pop(i, None)
         if text is None:
-            ptr = self.a["src_text_ptr"]
-            text = bytes(self.a["src_text"][int(ptr[i]) : int(ptr[i + 1])]).decode("utf-8")
+            span = self.a["src_txt"].reshape(-1, 2)
+            text = bytes(self.a["src_text"][int(span[i, 0]) : int(span[i, 1])]).decode("utf-8")
             if len(cache) >= 32:
                 cache.pop(next(iter(cache)))
         cache[i] = text
@@ -127,15 +166,32 @@ class Index:
         return [self.vocab[t] for t in terms if t in self.vocab]
 
     def scores(self, term_ids: list[int]) -> np.ndarray:
-        """BM25 score of every passage for the query terms (repeats count again)."""
+        """BM25 score of every passage for the query terms (repeats count again); dead passages score -1."""
         out = np.zeros(self.size, dtype=np.float32)
-        indptr, docs, vals = self.a["indptr"], self.a["docs"], self.a["vals"]
+        a = self.a
         weights: dict[int, int] = {}
         for t in term_ids:
             weights[t] = weights.get(t, 0) + 1
+        if self._exact:
+            indptr, docs, vals = a["indptr"], a["docs"], a["vals"]
+            for t, w in weights.items():
+                s, e = int(indptr[t]), int(indptr[t + 1])
+                out[docs[s:e]] += vals[s:e] if w == 1 else w * vals[s:e]
+            return out
+        # statistics moved since the base postings were computed: contributions from tf, as a full build makes them
+        norm, idf, c = self._norm, a["idf"], np.float32(self.params.k1 + 1.0)
         for t, w in weights.items():
-            s, e = int(indptr[t]), int(indptr[t + 1])
-            out[docs[s:e]] += vals[s:e] if w == 1 else w * vals[s:e]
+            for indptr, docs, tf in ((a["indptr"], a["docs"], a["tf"]), (a["d_indptr"], a["d_docs"], a["d_tf"])):
+                if t + 1 >= len(indptr):
+                    continue
+                s, e = int(indptr[t]), int(indptr[t + 1])
+                if s == e:
+                    continue
+                d = docs[s:e]
+                f = tf[s:e].astype(np.float32)
+                v = idf[t] * f * c / (f + norm[d])
+                out[d] += v if w == 1 else w * v
+        out[self.dead] = -1.0
         return out
 
     def term_mask(self, term_ids: list[int]) -> np.ndarray:
@@ -153,7 +209,8 @@ class Index:
         s, e = int(a["text_ptr"][doc]), int(a["text_ptr"][doc + 1])
         start = float(a["p_start"][doc])
         spk = int(a["p_speaker"][doc])
-        info = self.sources[int(a["p_src"][doc])]
+        sn = int(a["p_src"][doc])
+        info = self.sources[sn] if sn >= 0 else _NO_SOURCE  # a dead passage (see ``live``)
         start_s = None if math.isnan(start) else start
         return Passage(
             pid=doc,
@@ -183,12 +240,29 @@ class Index:
 class Sink:
     """Arrays appended piece by piece, into files of a folder or into memory."""
 
-    def __init__(self, folder: Path | None) -> None:
+    def __init__(self, folder: Path | None, after: Index | None = None) -> None:
+        """With ``after`` (a loaded generation), the appended arrays are hard links to its
+        files, cut back to its lengths, and new items go past them; the base postings are
+        linked unchanged, and every other array is written anew."""
         self.folder = folder
         self.dtypes = dict(_DTYPES)
         self.lengths = dict.fromkeys(_DTYPES, 0)
         self._mem: dict[str, list[np.ndarray]] = {k: [] for k in _DTYPES}
-        self._files = {k: (folder / f"{k}.bin").open("wb") for k in _DTYPES} if folder else {}
+        self._files = {}
+        self.stats: dict = {}
+        if folder is None:
+            return
+        for k in _DTYPES:
+            path = folder / f"{k}.bin"
+            if after is not None and k in APPENDED + BASE_POSTINGS:
+                os.link(after.folder / f"{k}.bin", path)
+                self.dtypes[k] = after.a[k].dtype.type
+                self.lengths[k] = len(after.a[k])
+                if k in APPENDED:
+                    os.truncate(path, self.lengths[k] * after.a[k].itemsize)  # a failed build's leftovers
+                    self._files[k] = path.open("ab")
+            else:
+                self._files[k] = path.open("wb")
 
     def add(self, name: str, values: np.ndarray | bytes) -> None:
         if isinstance(values, bytes | bytearray | memoryview):
@@ -221,18 +295,24 @@ class Sink:
             f.close()
         return {k: np.dtype(v).str for k, v in self.dtypes.items()}
 
+    def widened(self, name: str, values: np.ndarray) -> bool:
+        """Whether ``values`` would not fit the array's current dtype."""
+        return (name in _WIDE and self.dtypes[name] == np.uint16 and len(values) > 0
+                and int(np.max(values)) > 0xFFFF)
+
     def memory_arrays(self) -> dict[str, np.ndarray]:
         return {k: (np.concatenate(v) if v else np.zeros(0, self.dtypes[k])) for k, v in self._mem.items()}
 
 
-def _open_arrays(folder: Path, dtypes: dict[str, str]) -> dict[str, np.ndarray]:
-    """Memory-map every array of a generation (plain ndarray views of ``np.memmap`` objects:
-    slicing an ``np.memmap`` costs a Python-level ``__array_finalize__`` on every access)."""
+def _open_arrays(folder: Path, dtypes: dict[str, str], lengths: dict[str, int]) -> dict[str, np.ndarray]:
+    """Memory-map every array of a generation, each to its length in this generation (plain
+    ndarray views of ``np.memmap`` objects: slicing an ``np.memmap`` costs a Python-level
+    ``__array_finalize__`` on every access)."""
     out = {}
     for name, dt in dtypes.items():
-        path = folder / f"{name}.bin"
-        if path.stat().st_size:
-            out[name] = np.memmap(path, dtype=np.dtype(dt), mode="r").view(np.ndarray)
+        n = lengths[name]
+        if n:
+            out[name] = np.memmap(folder / f"{name}.bin", dtype=np.dtype(dt), mode="r", shape=(n,)).view(np.ndarray)
         else:
             out[name] = np.zeros(0, np.dtype(dt))
     return out
@@ -244,6 +324,9 @@ class Carried:
 
     index: Index
     numbers: list[int]  # source numbers in ``index``, in order
+
+
+_NO_SOURCE = SourceInfo("", "")
 
 
 def _source_info(row: dict) -> SourceInfo:
@@ -262,74 +345,75 @@ def _source_meta(info: SourceInfo, key: str, name: str) -> dict:
     return {"info": {**asdict(info), "speakers": list(info.speakers)}, "key": key, "name": name}
 
 
-def write_generation(sink: Sink, carried: Carried | None, fresh: Iterable[SourceSegment], table: TermTable,
-                     speakers: list[str], params: BM25Params, progress: Callable[[int], None] | None = None
-                     ) -> tuple[list[dict], int]:
-    """Append carried sources, then fresh ones, then postings with the new global statistics.
+def _speaker_numbers(names: list[str | None], speakers: list[str], speaker_ix: dict[str, int]) -> np.ndarray:
+    spk = np.empty(len(names), np.int32)
+    for d, name in enumerate(names):
+        if name is None:
+            spk[d] = -1
+        else:
+            if name not in speaker_ix:
+                speaker_ix[name] = len(speakers)
+                speakers.append(name)
+            spk[d] = speaker_ix[name]
+    return spk
 
-    Returns the per-source meta rows and the passage count.
-    """
-    sources: list[dict] = []
-    speaker_ix = {s: i for i, s in enumerate(speakers)}
-    n_docs = n_toks = n_text = n_src_text = n_quotes = 0
-    doc_lens: list[np.ndarray] = []
-    for name, start in (("tok_ptr", 0), ("text_ptr", 0), ("src_doc_ptr", 0), ("src_text_ptr", 0), ("quotes_ptr", 0)):
-        sink.add(name, np.asarray([start], np.int64))
-    old_post = None
-    if carried is not None and carried.numbers:
-        ix, a = carried.index, carried.index.a
-        keep_doc = np.full(ix.size, -1, np.int64)
-        for sn in carried.numbers:
-            r = range(int(a["src_doc_ptr"][sn]), int(a["src_doc_ptr"][sn + 1]))
-            d0, d1 = r.start, r.stop
-            t0, t1 = int(a["tok_ptr"][d0]), int(a["tok_ptr"][d1])
-            b0, b1 = int(a["text_ptr"][d0]), int(a["text_ptr"][d1])
-            keep_doc[d0:d1] = np.arange(n_docs, n_docs + (d1 - d0))
-            sink.add("p_src", np.full(d1 - d0, len(sources), np.int32))
-            for k in ("p_cstart", "p_cend", "p_start", "p_pos", "p_speaker", "doc_len"):
-                sink.add(k, a[k][d0:d1])
-            doc_lens.append(np.asarray(a["doc_len"][d0:d1]))
-            sink.add("tok_ptr", a["tok_ptr"][d0 + 1 : d1 + 1] - t0 + n_toks)
-            sink.add("text_ptr", a["text_ptr"][d0 + 1 : d1 + 1] - b0 + n_text)
-            for k in ("tok_ids", "tok_cs", "tok_ce"):
-                sink.add(k, a[k][t0:t1])
-            sink.add("texts", a["texts"][b0:b1])
-            s0, s1 = int(a["src_text_ptr"][sn]), int(a["src_text_ptr"][sn + 1])
-            q0, q1 = int(a["quotes_ptr"][sn]), int(a["quotes_ptr"][sn + 1])
-            sink.add("src_text", a["src_text"][s0:s1])
-            sink.add("quotes", a["quotes"][q0:q1])
-            n_docs += d1 - d0
-            n_toks += t1 - t0
-            n_text += b1 - b0
-            n_src_text += s1 - s0
-            n_quotes += q1 - q0
-            sink.add("src_doc_ptr", np.asarray([n_docs], np.int64))
-            sink.add("src_text_ptr", np.asarray([n_src_text], np.int64))
-            sink.add("quotes_ptr", np.asarray([n_quotes], np.int64))
-            sources.append(ix.meta["sources"][sn])
-        old_post = (a["indptr"], a["docs"], a["tf"], keep_doc)
-    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for seg in fresh:
-        n = seg.size
-        sink.add("p_src", np.full(n, len(sources), np.int32))
+
+class _Appender:
+    """Appends sources' passages, tokens and texts to a sink; records each source's spans."""
+
+    def __init__(self, sink: Sink, speakers: list[str]) -> None:
+        self.sink, self.speakers = sink, speakers
+        self.speaker_ix = {s: i for i, s in enumerate(speakers)}
+        n = sink.lengths
+        self.n_docs, self.n_toks, self.n_text = n["doc_len"], n["tok_ids"], n["texts"]
+        self.n_src_text, self.n_quotes = n["src_text"], n["quotes"]
+        if n["tok_ptr"] == 0:
+            sink.add("tok_ptr", np.zeros(1, np.int64))
+            sink.add("text_ptr", np.zeros(1, np.int64))
+        self.spans: list[tuple[int, int, int, int, int, int]] = []  # per source: docs, text, quotes
+        self.doc_lens: list[np.ndarray] = []
+        self.pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # fresh postings: term, doc, tf
+
+    def _record(self, docs: int, src: int, quotes: int) -> None:
+        self.spans.append((self.n_docs, self.n_docs + docs, self.n_src_text, self.n_src_text + src,
+                           self.n_quotes, self.n_quotes + quotes))
+        self.n_docs += docs
+        self.n_src_text += src
+        self.n_quotes += quotes
+
+    def copy(self, ix: Index, sn: int) -> None:
+        """Source ``sn`` of ``ix`` as it is (term ids included)."""
+        sink, a = self.sink, ix.a
+        d0, d1 = (int(x) for x in ix._src_doc[sn])
+        t0, t1 = int(a["tok_ptr"][d0]), int(a["tok_ptr"][d1])
+        b0, b1 = int(a["text_ptr"][d0]), int(a["text_ptr"][d1])
+        for k in ("p_cstart", "p_cend", "p_start", "p_pos", "p_speaker", "doc_len"):
+            sink.add(k, a[k][d0:d1])
+        self.doc_lens.append(np.asarray(a["doc_len"][d0:d1]))
+        sink.add("tok_ptr", a["tok_ptr"][d0 + 1 : d1 + 1] - t0 + self.n_toks)
+        sink.add("text_ptr", a["text_ptr"][d0 + 1 : d1 + 1] - b0 + self.n_text)
+        for k in ("tok_ids", "tok_cs", "tok_ce"):
+            sink.add(k, a[k][t0:t1])
+        sink.add("texts", a["texts"][b0:b1])
+        s0, s1 = (int(x) for x in a["src_txt"].reshape(-1, 2)[sn])
+        q0, q1 = (int(x) for x in a["src_quo"].reshape(-1, 2)[sn])
+        sink.add("src_text", a["src_text"][s0:s1])
+        sink.add("quotes", a["quotes"][q0:q1])
+        self.n_toks += t1 - t0
+        self.n_text += b1 - b0
+        self._record(d1 - d0, s1 - s0, q1 - q0)
+
+    def fresh(self, seg: SourceSegment) -> None:
+        sink, n = self.sink, seg.size
         sink.add("p_cstart", seg.cstart)
         sink.add("p_cend", seg.cend)
         sink.add("p_start", seg.start)
         sink.add("p_pos", seg.pos)
-        spk = np.empty(n, np.int32)
-        for d, name in enumerate(seg.speakers):
-            if name is None:
-                spk[d] = -1
-            else:
-                if name not in speaker_ix:
-                    speaker_ix[name] = len(speakers)
-                    speakers.append(name)
-                spk[d] = speaker_ix[name]
-        sink.add("p_speaker", spk)
+        sink.add("p_speaker", _speaker_numbers(seg.speakers, self.speakers, self.speaker_ix))
         sink.add("doc_len", seg.doc_len)
-        doc_lens.append(seg.doc_len)
-        sink.add("tok_ptr", seg.tok_ptr[1:] + n_toks)
-        sink.add("text_ptr", seg.text_ptr[1:] + n_text)
+        self.doc_lens.append(seg.doc_len)
+        sink.add("tok_ptr", seg.tok_ptr[1:] + self.n_toks)
+        sink.add("text_ptr", seg.text_ptr[1:] + self.n_text)
         sink.add("tok_ids", seg.tok_ids)
         sink.add("tok_cs", seg.tok_cs)
         sink.add("tok_ce", seg.tok_ce)
@@ -338,38 +422,160 @@ def write_generation(sink: Sink, carried: Carried | None, fresh: Iterable[Source
         quote_bytes = json.dumps([_passage_row(q) for q in seg.quotes], ensure_ascii=False).encode("utf-8")
         sink.add("src_text", src_bytes)
         sink.add("quotes", quote_bytes)
-        pieces.append((seg.post_term, seg.post_doc.astype(np.int64) + n_docs, seg.post_tf))
-        n_docs += n
-        n_toks += len(seg.tok_ids)
-        n_text += len(seg.blob)
-        n_src_text += len(src_bytes)
-        n_quotes += len(quote_bytes)
-        sink.add("src_doc_ptr", np.asarray([n_docs], np.int64))
-        sink.add("src_text_ptr", np.asarray([n_src_text], np.int64))
-        sink.add("quotes_ptr", np.asarray([n_quotes], np.int64))
+        self.pieces.append((seg.post_term, seg.post_doc.astype(np.int64) + self.n_docs, seg.post_tf))
+        self.n_toks += len(seg.tok_ids)
+        self.n_text += len(seg.blob)
+        self._record(n, len(src_bytes), len(quote_bytes))
+
+    def write_sources(self, n_docs: int) -> None:
+        """The per-generation source tables: ``p_src`` (-1 for dead passages) and the spans."""
+        spans = np.asarray(self.spans, np.int64).reshape(-1, 6)
+        p_src = np.full(n_docs, -1, np.int32)
+        for i, (d0, d1) in enumerate(spans[:, :2].tolist()):
+            p_src[d0:d1] = i
+        self.sink.add("p_src", p_src)
+        self.sink.add("src_doc", spans[:, 0:2].ravel())
+        self.sink.add("src_txt", spans[:, 2:4].ravel())
+        self.sink.add("src_quo", spans[:, 4:6].ravel())
+
+
+def _idf(df: np.ndarray, n_docs: int, params: BM25Params) -> np.ndarray:
+    dff = df.astype(np.float64)
+    if params.idf == "robertson":
+        return np.maximum(0.0, np.log((n_docs - dff + 0.5) / (dff + 0.5))).astype(np.float32)
+    return np.log(1.0 + (n_docs - dff + 0.5) / (dff + 0.5)).astype(np.float32)
+
+
+def write_generation(sink: Sink, carried: Carried | None, fresh: Iterable[SourceSegment], table: TermTable,
+                     speakers: list[str], params: BM25Params, progress: Callable[[int], None] | None = None
+                     ) -> tuple[list[dict], int]:
+    """A full generation: carried sources copied, then fresh ones, then postings with the new
+    global statistics. Returns the per-source meta rows and the passage count; the sink's
+    ``stats`` hold what ``generation_meta`` records."""
+    sources: list[dict] = []
+    app = _Appender(sink, speakers)
+    old_sets: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    keep_doc = None
+    if carried is not None and carried.numbers:
+        ix, a = carried.index, carried.index.a
+        keep_doc = np.full(ix.size, -1, np.int64)
+        for sn in carried.numbers:
+            d0, d1 = (int(x) for x in ix._src_doc[sn])
+            keep_doc[d0:d1] = np.arange(app.n_docs, app.n_docs + (d1 - d0))
+            app.copy(ix, sn)
+            sources.append(ix.meta["sources"][sn])
+        old_sets = [(a["indptr"], a["docs"], a["tf"]), (a["d_indptr"], a["d_docs"], a["d_tf"])]
+    for seg in fresh:
+        app.fresh(seg)
         sources.append(_source_meta(seg.info, seg.key, seg.name))
         if progress:
-            progress(n)
-    doc_len = np.concatenate(doc_lens) if doc_lens else np.zeros(0, np.int32)
-    post = _postings(old_post, pieces, doc_len, len(table.vocab), params)
-    for k in ("indptr", "docs", "tf", "vals", "idf"):
+            progress(seg.size)
+    n_docs = app.n_docs
+    app.write_sources(n_docs)
+    doc_len = np.concatenate(app.doc_lens) if app.doc_lens else np.zeros(0, np.int32)
+    post = _postings(old_sets, keep_doc, app.pieces, doc_len, len(table.vocab), params)
+    for k in ("indptr", "docs", "tf", "vals", "idf", "df"):
         sink.add(k, post[k])
+    sink.add("d_indptr", np.zeros(1, np.int64))
+    sink.stats = {"exact": True, "len_sum": int(doc_len.sum(dtype=np.int64)), "base_docs": n_docs}
     return sources, n_docs
 
 
-def _postings(old, pieces, doc_len: np.ndarray, n_terms: int, params: BM25Params) -> dict[str, np.ndarray]:
-    """Term-ordered postings of the kept old ones and the new pieces, with BM25 values
-    from the global document frequencies and average length."""
+def _doc_terms(ix: Index, d0: int, d1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Postings (term, doc, tf; by term then doc) of passages ``d0 .. d1-1``, from their stored tokens."""
+    a = ix.a
+    t0, t1 = int(a["tok_ptr"][d0]), int(a["tok_ptr"][d1])
+    ids = np.asarray(a["tok_ids"][t0:t1], np.int64)
+    doc = np.repeat(np.arange(d0, d1, dtype=np.int64), np.diff(np.asarray(a["tok_ptr"][d0 : d1 + 1])))
+    keep = ids >= 0
+    span = max(1, d1 - d0)
+    keys, tf = np.unique(ids[keep] * span + (doc[keep] - d0), return_counts=True)
+    return keys // span, keys % span + d0, tf
+
+
+def write_delta(sink: Sink, live: Index, drop: Iterable[int], fresh: Iterable[SourceSegment], table: TermTable,
+                speakers: list[str], params: BM25Params) -> tuple[list[dict], int]:
+    """A delta generation on top of ``live`` (loaded from disk, ``sink`` made with ``after=live``):
+    the sources numbered ``drop`` become dead, ``fresh`` ones are appended. Nothing of the
+    other sources is copied or recomputed but per-source tables and the small delta postings.
+    Returns the per-source meta rows and the passage count (dead passages included)."""
+    a = live.a
+    drop = set(drop)
+    app = _Appender(sink, speakers)
+    sources: list[dict] = []
+    for sn in range(len(live.sources)):
+        if sn not in drop:
+            app.spans.append(tuple(int(x) for x in (*live._src_doc[sn], *a["src_txt"].reshape(-1, 2)[sn],
+                                                    *a["src_quo"].reshape(-1, 2)[sn])))
+            sources.append(live.meta["sources"][sn])
+    n_terms = len(table.vocab)
+    df = np.zeros(n_terms, np.int64)
+    df[: len(a["df"])] = a["df"]
+    len_sum = int(live.meta["len_sum"])
+    dead = [np.asarray(live.dead, np.int64)]
+    for sn in sorted(drop):
+        d0, d1 = (int(x) for x in live._src_doc[sn])
+        dead.append(np.arange(d0, d1, dtype=np.int64))
+        terms, _, _ = _doc_terms(live, d0, d1)
+        df -= np.bincount(terms, minlength=n_terms)
+        len_sum -= int(np.asarray(a["doc_len"][d0:d1]).sum(dtype=np.int64))
+    segs = list(fresh)
+    for seg in segs:
+        if any(sink.widened(k, v) for k, v in (("tok_cs", seg.tok_cs), ("tok_ce", seg.tok_ce))):
+            raise NeedsFullBuild("a passage too long for the stored token offsets")
+    for seg in segs:
+        app.fresh(seg)
+        sources.append(_source_meta(seg.info, seg.key, seg.name))
+        df += np.bincount(seg.post_term, minlength=n_terms)
+        len_sum += int(seg.doc_len.sum(dtype=np.int64))
+    n_docs = app.n_docs
+    dead_docs = np.unique(np.concatenate(dead)).astype(np.int32)
+    app.write_sources(n_docs)
+    # delta postings: the previous ones still alive, then the fresh sources' (their docs come last)
+    d_terms = np.repeat(np.arange(len(a["d_indptr"]) - 1, dtype=np.int64), np.diff(np.asarray(a["d_indptr"])))
+    d_docs, d_tf = np.asarray(a["d_docs"], np.int64), np.asarray(a["d_tf"])
+    alive = ~np.isin(d_docs, dead_docs)
+    terms = np.concatenate([d_terms[alive], *(p[0] for p in app.pieces)]).astype(np.int64)
+    docs = np.concatenate([d_docs[alive], *(p[1] for p in app.pieces)])
+    tfs = np.concatenate([d_tf[alive], *(p[2] for p in app.pieces)]).astype(np.uint16)
+    order = np.argsort(terms, kind="stable")
+    indptr = np.zeros(n_terms + 1, np.int64)
+    np.cumsum(np.bincount(terms, minlength=n_terms), out=indptr[1:])
+    n_live = n_docs - len(dead_docs)
+    for k, v in (("idf", _idf(df, n_live, params)), ("df", df), ("dead", dead_docs), ("d_indptr", indptr),
+                 ("d_docs", docs[order]), ("d_tf", tfs[order])):
+        sink.add(k, v)
+    sink.stats = {"exact": False, "len_sum": len_sum, "base_docs": int(live.meta["base_docs"])}
+    return sources, n_docs
+
+
+class NeedsFullBuild(Exception):
+    """A delta generation cannot hold this change; write a full one."""
+
+
+def delta_share(ix: Index) -> float:
+    """How much of an index lies outside its base postings (dead passages and passages added
+    since the last full generation), as a share of its passages: merge when it grows."""
+    added = ix.size - int(ix.meta["base_docs"])
+    return (added + len(ix.dead)) / max(1, ix.size)
+
+
+def _postings(old_sets, keep_doc, pieces, doc_len: np.ndarray, n_terms: int, params: BM25Params
+              ) -> dict[str, np.ndarray]:
+    """Term-ordered postings of the kept old ones (each set term-ordered, the sets in doc order)
+    and the new pieces, with BM25 values from the global document frequencies and average length."""
     n_docs = len(doc_len)
     df = np.zeros(n_terms, np.int64)
-    if old is not None:
-        o_indptr, o_docs, o_tf, keep_doc = old
+    kept_sets = []
+    for o_indptr, o_docs, o_tf in old_sets:
+        if len(o_docs) == 0:
+            continue
         new_doc = keep_doc[o_docs]
         kept = new_doc >= 0
         o_terms = np.repeat(np.arange(len(o_indptr) - 1), np.diff(o_indptr))[kept]
         old_df = np.bincount(o_terms, minlength=len(o_indptr) - 1)
         df[: len(old_df)] += old_df
-        old_docs, old_tf = new_doc[kept], np.asarray(o_tf)[kept]
+        kept_sets.append((o_terms, old_df, new_doc[kept], np.asarray(o_tf)[kept]))
     for terms, _, _ in pieces:
         df += np.bincount(terms, minlength=n_terms)
     indptr = np.zeros(n_terms + 1, np.int64)
@@ -378,10 +584,10 @@ def _postings(old, pieces, doc_len: np.ndarray, n_terms: int, params: BM25Params
     docs = np.empty(nnz, np.int32)
     tf = np.empty(nnz, np.uint16)
     fill = indptr[:-1].copy()
-    if old is not None and len(old_docs):
+    for o_terms, old_df, old_docs, old_tf in kept_sets:
         kept_ptr = np.zeros(len(old_df) + 1, np.int64)
         np.cumsum(old_df, out=kept_ptr[1:])
-        at = indptr[o_terms] + (np.arange(len(o_terms)) - kept_ptr[o_terms])
+        at = fill[o_terms] + (np.arange(len(o_terms)) - kept_ptr[o_terms])
         docs[at] = old_docs
         tf[at] = old_tf
         fill[: len(old_df)] += old_df
@@ -395,30 +601,27 @@ def _postings(old, pieces, doc_len: np.ndarray, n_terms: int, params: BM25Params
         docs[at] = pdocs
         tf[at] = ptf
         fill[terms[starts]] += run
-    dff = df.astype(np.float64)
-    if params.idf == "robertson":
-        idf = np.maximum(0.0, np.log((n_docs - dff + 0.5) / (dff + 0.5)))
-    else:
-        idf = np.log(1.0 + (n_docs - dff + 0.5) / (dff + 0.5))
+    idf32 = _idf(df, n_docs, params)
     avgdl = float(doc_len.mean()) if n_docs else 1.0
     norm = (params.k1 * (1.0 - params.b + params.b * doc_len / max(avgdl, 1e-9))).astype(np.float32)
     vals = np.empty(nnz, np.float32)
     step = 1 << 22
     term_of = np.repeat(np.arange(n_terms, dtype=np.int32), df) if nnz else np.zeros(0, np.int32)
-    idf32 = idf.astype(np.float32)
     for s in range(0, nnz, step):
         e = min(nnz, s + step)
         t = tf[s:e].astype(np.float32)
         vals[s:e] = idf32[term_of[s:e]] * t * np.float32(params.k1 + 1.0) / (t + norm[docs[s:e]])
-    return {"indptr": indptr, "docs": docs, "tf": tf, "vals": vals, "idf": idf32}
+    return {"indptr": indptr, "docs": docs, "tf": tf, "vals": vals, "idf": idf32, "df": df}
 
 
 def generation_meta(sources: list[dict], table: TermTable, speakers: list[str], params: BM25Params, fingerprint: str,
-          glossary: dict, speaker_names: list[str], dtypes: dict[str, str], extra: dict | None = None) -> dict:
+                    glossary: dict, speaker_names: list[str], sink: Sink, extra: dict | None = None) -> dict:
+    """meta.json of a generation whose arrays ``sink`` wrote (call after ``sink.finish()``)."""
     return {
         "format": FORMAT_VERSION, "fingerprint": fingerprint, "params": asdict(params), "vocab": table.vocab,
         "sources": sources, "speakers": speakers, "glossary": {k: list(v) for k, v in glossary.items()},
-        "speaker_names": speaker_names, "dtypes": dtypes, **(extra or {}),
+        "speaker_names": speaker_names, "dtypes": {k: np.dtype(v).str for k, v in sink.dtypes.items()},
+        "lengths": dict(sink.lengths), **sink.stats, **(extra or {}),
     }
 
 
@@ -439,9 +642,9 @@ def build(corpus: Corpus, analyzer: Analyzer, params: BM25Params | None = None,
 
     segs = (analyse_source(t, analyzer, table) for t in corpus.transcripts)
     sources, _ = write_generation(sink, None, segs, table, speakers, params, step)
-    dtypes = sink.finish()
+    sink.finish()
     meta = generation_meta(sources, table, speakers, params, corpus.fingerprint, corpus.glossary,
-                           corpus.speaker_names(), dtypes)
+                           corpus.speaker_names(), sink)
     return Index(sink.memory_arrays(), meta)
 
 
@@ -450,7 +653,7 @@ def save(index: Index, folder: Path) -> None:
     folder.mkdir(parents=True)
     for name, dt in index.meta["dtypes"].items():
         np.ascontiguousarray(index.a[name], dtype=np.dtype(dt)).tofile(folder / f"{name}.bin")
-    _write_meta(folder, index.meta)
+    _write_meta(folder, {**index.meta, "lengths": {k: len(v) for k, v in index.a.items()}})
 
 
 def _write_meta(folder: Path, meta: dict) -> None:
@@ -467,7 +670,7 @@ def load(folder: Path) -> Index:
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     if meta.get("format") != FORMAT_VERSION:
         raise ValueError(f"{folder}: index format {meta.get('format')} is not {FORMAT_VERSION}")
-    return Index(_open_arrays(folder, meta["dtypes"]), meta, folder)
+    return Index(_open_arrays(folder, meta["dtypes"], meta["lengths"]), meta, folder)
 
 
 # --- the index folder: generations, locking, leases ---------------------------------------

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,9 +33,12 @@ from retrieval.index import (
     Carried,
     Index,
     IndexStore,
+    NeedsFullBuild,
     Sink,
+    delta_share,
     generation_meta,
     load,
+    write_delta,
     write_generation,
 )
 from retrieval.segments import analyse_source, analysis_key
@@ -45,6 +49,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Extra = Callable[[Index, Path], None]
+
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaPolicy:
+    """When a change goes live as a delta generation instead of a full one.
+
+    Below ``min_passages`` a full generation is written (about a second at 100,000). Above
+    it a delta is written, and it is due for a merge into a full generation once dead and
+    added passages pass ``merge_share`` of the index; a change that would take a delta past
+    ``max_share`` is written as a full generation at once.
+    """
+
+    min_passages: int = 100_000
+    merge_share: float = 0.05
+    max_share: float = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +86,8 @@ class BuildReport:
 
     index: Index
     built: bool  # False when the live generation was already up to date
+    delta: bool = False  # written as a delta generation (see retrieval.index)
+    merge_due: bool = False  # a delta generation that should be merged (``merge_index``)
     analysed: int = 0  # files parsed and analysed
     reused: int = 0  # sources carried over unchanged
     seconds: float = 0.0
@@ -130,12 +152,15 @@ def check(corpus_dir: Path, manifest: Path | None, store: IndexStore, params: BM
 
 
 def update_index(corpus_dir: Path, manifest: Path | None, store: IndexStore, progress: ProgressFn | None = None,
-                 extras: tuple[Extra, ...] = (), force: bool = False, params: BM25Params | None = None
-                 ) -> BuildReport:
+                 extras: tuple[Extra, ...] = (), force: bool = False, params: BM25Params | None = None,
+                 merge: str = "now", policy: DeltaPolicy = DeltaPolicy()) -> BuildReport:
     """Bring the store's live generation up to date with the folder; returns the live Index.
 
-    With ``force`` every file is parsed and analysed again. Raises TranscriptError when
-    the folder does not exist or when no source at all could be indexed.
+    With ``force`` every file is parsed and analysed again. A change to a large index
+    (``policy.min_passages`` or more, no ``extras``) is published as a delta generation first;
+    when that is due for a merge, ``merge`` says when: "now" (then, before returning),
+    "later" (the caller runs ``merge_index``; ``merge_due`` is set) or "never". Raises
+    TranscriptError when the folder does not exist or when no source at all could be indexed.
     """
     params = params or BM25Params()
     t0 = time.perf_counter()
@@ -152,13 +177,59 @@ def update_index(corpus_dir: Path, manifest: Path | None, store: IndexStore, pro
             return BuildReport(live, False, reused=len(live.sources), left_out=list(live.meta.get("left_out", [])),
                                unsupported=list(scan.unsupported))
         reuse = live if live is not None and live.meta.get("analysis") == state.analysis else None
-        report = _build(state, reuse, store, progress, extras, params)
+        report = _build(state, reuse, store, progress, extras, params, policy)
     report.seconds = time.perf_counter() - t0
+    if report.merge_due and merge == "now":
+        merge_index(store, extras, params)
+        report.index, report.merge_due = store.load(), False
     return report
 
 
+def merge_index(store: IndexStore, extras: tuple[Extra, ...] = (), params: BM25Params | None = None) -> bool:
+    """Rewrite a live delta generation as a full one (dead passages dropped, postings exact
+    again); the same content, so searchers switch to it on their next refresh. Returns
+    whether it merged (False when the live generation is already full)."""
+    params = params or BM25Params()
+    with store.build_lock():
+        live = store.load()
+        if live.meta.get("exact", True):
+            return False
+        tmp = store.new_folder()
+        try:
+            sink = Sink(tmp)
+            speakers = list(live.speakers)
+            table = TermTable(live.vocab)
+            sources, _ = write_generation(sink, Carried(live, list(range(len(live.sources)))), iter(()), table,
+                                          speakers, params)
+            sink.finish()
+            keep = {k: live.meta[k] for k in ("analysis", "checked", "left_out") if k in live.meta}
+            meta = generation_meta(sources, table, speakers, params, live.fingerprint, live.glossary,
+                                   live.meta["speaker_names"], sink, keep)
+            _finish(tmp, meta, extras, None)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        store.commit(tmp, live.fingerprint)
+    return True
+
+
+def _finish(tmp: Path, meta: dict, extras: tuple[Extra, ...], progress: ProgressFn | None) -> None:
+    """Write meta and lease, then let ``extras`` add their files beside the arrays."""
+    (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    (tmp / "lease").touch()
+    if not extras:
+        return
+    built = load(tmp)
+    for i, extra in enumerate(extras):
+        if progress:
+            progress(Progress("embedding", i, len(extras)))
+        extra(built, tmp)
+    if progress:
+        progress(Progress("embedding", len(extras), len(extras)))
+
+
 def _build(state: _State, reuse: Index | None, store: IndexStore, progress: ProgressFn | None,
-           extras: tuple[Extra, ...], params: BM25Params) -> BuildReport:
+           extras: tuple[Extra, ...], params: BM25Params, policy: DeltaPolicy) -> BuildReport:
     scan = state.scan
     old = {s["name"]: i for i, s in enumerate(reuse.meta["sources"])} if reuse else {}
     old_keys = {s["name"]: s["key"] for s in reuse.meta["sources"]} if reuse else {}
@@ -204,40 +275,53 @@ def _build(state: _State, reuse: Index | None, store: IndexStore, progress: Prog
             raise TranscriptError(*_split_error(left_out[0]))
         raise TranscriptError(str(scan.files[0].path.parent) if scan.files else "corpus", 0,
                               "no transcript files in this folder")
+    delta = (reuse is not None and reuse.folder is not None and not extras and reuse.size >= policy.min_passages
+             and _share_after(reuse, carry, segs) <= policy.max_share)
     tmp = store.new_folder()
     try:
-        sink = Sink(tmp)
-
         def step(n: int) -> None:
             passages[0] += n
             if progress:
                 progress(Progress("passages", passages[0], 0))
 
-        sources, _ = write_generation(sink, Carried(reuse, carry) if reuse and carry else None, iter(segs), table,
-                                      speakers, params, step)
+        sink = None
+        if delta:
+            try:
+                sink = Sink(tmp, after=reuse)
+                drop = set(range(len(reuse.sources))) - set(carry)
+                sources, _ = write_delta(sink, reuse, drop, segs, table, speakers, params)
+            except NeedsFullBuild:
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp, delta = store.new_folder(), False
+        if not delta:
+            sink = Sink(tmp)
+            sources, _ = write_generation(sink, Carried(reuse, carry) if reuse and carry else None, iter(segs),
+                                          table, speakers, params, step)
         del segs
-        dtypes = sink.finish()
+        sink.finish()
         names = [n for s in sources for n in s["info"]["speakers"]]
         names += [a for aliases in scan.manifest.speaker_aliases.values() for a in aliases]
         meta = generation_meta(sources, table, speakers, params, state.fingerprint, scan.manifest.glossary,
-                     list(dict.fromkeys(names)), dtypes,
-                     {"analysis": state.analysis, "checked": state.checked, "left_out": left_out})
-        (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-        (tmp / "lease").touch()
-        built = load(tmp)
-        for i, extra in enumerate(extras):
-            if progress:
-                progress(Progress("embedding", i, len(extras)))
-            extra(built, tmp)
-        if extras and progress:
-            progress(Progress("embedding", len(extras), len(extras)))
-        del built
+                               list(dict.fromkeys(names)), sink,
+                               {"analysis": state.analysis, "checked": state.checked, "left_out": left_out})
+        _finish(tmp, meta, extras, progress)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     store.commit(tmp, state.fingerprint)
-    return BuildReport(store.load(), True, analysed=analysed[0], reused=len(carry), left_out=left_out,
+    index = store.load()
+    return BuildReport(index, True, delta=delta, merge_due=delta and delta_share(index) > policy.merge_share,
+                       analysed=analysed[0], reused=len(carry), left_out=left_out,
                        unsupported=list(scan.unsupported))
+
+
+def _share_after(live: Index, carry: list[int], segs: list) -> float:
+    """``delta_share`` of the delta generation that would carry ``carry`` and add ``segs``."""
+    kept = set(carry)
+    dropped = sum(len(live.source_docs(s.source_id)) for i, s in enumerate(live.sources) if i not in kept)
+    added = sum(seg.size for seg in segs)
+    size = live.size + added
+    return (size - int(live.meta["base_docs"]) + len(live.dead) + dropped) / max(1, size)
 
 
 def _split_error(text: str) -> tuple[str, int, str]:
@@ -258,14 +342,16 @@ def build_and_publish(corpus_dir: Path, manifest: Path | None, store: IndexStore
 
 def open_searcher(corpus_dir: Path, manifest: Path | None, index_dir: Path,
                   progress: ProgressFn | None = None, extras: tuple[Extra, ...] = (),
-                  factory: Callable[..., Searcher] | None = None) -> Searcher:
+                  factory: Callable[..., Searcher] | None = None, policy: DeltaPolicy = DeltaPolicy()) -> Searcher:
     """A Searcher over ``corpus_dir``, building or updating its saved index as needed.
 
     Its ``refresh()`` updates the index when files changed (only those are analysed) and
     picks up generations other processes published into the same folder. Broken files are
     logged once each and left out; their last good version keeps being served. With no
     index to serve at all the TranscriptError propagates. ``extras`` write files beside a
-    new build; ``factory`` makes the Searcher (a subclass, for hybrid mode).
+    new build; ``factory`` makes the Searcher (a subclass, for hybrid mode). ``policy`` says
+    which changes go live as delta generations; those are merged in a background thread
+    when they grow.
     """
     from retrieval.search import Searcher
 
@@ -293,8 +379,10 @@ def open_searcher(corpus_dir: Path, manifest: Path | None, index_dir: Path,
                 index = store.load()  # published by another process (or at start)
                 serving[:] = [index.folder]
                 return index, analyzer_for(index)
-        report = update_index(corpus_dir, manifest, store, progress, extras)
+        report = update_index(corpus_dir, manifest, store, progress, extras, merge="later", policy=policy)
         announce(report)
+        if report.merge_due:
+            _merge_in_background(store, extras)
         if serving and serving[0] == report.index.folder:
             return None
         serving[:] = [report.index.folder]
@@ -318,6 +406,20 @@ def open_searcher(corpus_dir: Path, manifest: Path | None, index_dir: Path,
     return (factory or Searcher)(*fresh, refresh=current)
 
 
+def _merge_in_background(store: IndexStore, extras: tuple[Extra, ...]) -> threading.Thread:
+    """Merge the live delta generation in a thread; searchers pick the result up on refresh."""
+
+    def run() -> None:
+        try:
+            merge_index(store, extras)
+        except Exception:  # the delta generation keeps serving
+            log.exception("merging the index in the background failed")
+
+    worker = threading.Thread(target=run, name="quotebot-index-merge", daemon=True)
+    worker.start()
+    return worker
+
+
 def _live_folder(store: IndexStore) -> Path | None:
     try:
         return store.current.resolve(strict=True)
@@ -332,5 +434,5 @@ def corpus_fingerprint(corpus_dir: Path, manifest: Path | None, store: IndexStor
                   BM25Params()).fingerprint
 
 
-__all__ = ["BuildReport", "Progress", "analyzer_for", "build_and_publish", "check", "corpus_fingerprint",
-           "default_index_dir", "open_searcher", "read_manifest", "update_index"]
+__all__ = ["BuildReport", "DeltaPolicy", "Progress", "analyzer_for", "build_and_publish", "check", "corpus_fingerprint",
+           "default_index_dir", "merge_index", "open_searcher", "read_manifest", "update_index"]
