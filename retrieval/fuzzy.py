@@ -48,7 +48,7 @@ class FuzzyVocabulary:
         self.params = params or FuzzyParams()
         p = self.params
         n = max(1, index.size)
-        df = np.diff(np.asarray(index.a["indptr"]))
+        df = np.asarray(index.doc_freq)
         self._terms = [t for t, i in index.vocab.items()
                        if len(t) >= p.min_len - 1 and t.isalpha() and t.isascii() and df[i] <= p.max_df * n]
         self._lock = threading.Lock()
