@@ -149,7 +149,7 @@ def test_answers_wrap_between_words_and_keep_urls_whole(workdir):
     child = spawn(workdir)
     answer = ask(child, "lighthouse keeper")
     lines = answer.splitlines()
-    words = set(" ".join(SENTENCES + [FILLER]).replace("“", " ").split())
+    words = set(" ".join([*SENTENCES, FILLER]).replace("“", " ").split())
     urls = [line.strip() for line in lines if "youtube.com" in line]
     assert urls and all(u.startswith(LONG_URL) and "&t=" in u for u in urls)  # whole, each on its own line
     for line in lines:

@@ -68,7 +68,7 @@ async def test_every_quote_of_an_answer_has_its_own_context_button(core, searche
     assert reply.cards[2].text[:60] in third.cards[0].text  # the context is around the third quote, not the first
     more = await core.handle_action(next(a for a in reply.actions if a.kind is ActionKind.MORE).payload, chat(""))
     assert more.first_number == 4
-    assert [a.label for a in more.actions if a.kind is ActionKind.CONTEXT][0] == "Context 4"
+    assert next(a.label for a in more.actions if a.kind is ActionKind.CONTEXT) == "Context 4"
 
 
 async def test_post_to_channel_shows_the_question(core):
