@@ -43,7 +43,7 @@ import numpy as np
 from retrieval.analyze import Analyzer, TermTable
 from retrieval.corpus import Corpus
 from retrieval.model import Passage, SourceInfo
-from retrieval.segments import SourceSegment, analyse_source
+from retrieval.segments import SourceSegment, analyse_many, analyse_source, worker_count
 
 FORMAT_VERSION = 9
 # name -> dtype; tok_cs/tok_ce are uint16 unless a passage is longer than 65,535 characters
@@ -640,7 +640,12 @@ def build(corpus: Corpus, analyzer: Analyzer, params: BM25Params | None = None,
         if progress:
             progress(done[0], total)
 
-    segs = (analyse_source(t, analyzer, table) for t in corpus.transcripts)
+    chars = sum(len(u.text) for t in corpus.transcripts for u in t.utterances)
+    workers = worker_count(chars, total)
+    if workers:
+        segs = analyse_many([(None, t, "", "") for t in corpus.transcripts], analyzer, table, workers)
+    else:
+        segs = (analyse_source(t, analyzer, table) for t in corpus.transcripts)
     sources, _ = write_generation(sink, None, segs, table, speakers, params, step)
     sink.finish()
     meta = generation_meta(sources, table, speakers, params, corpus.fingerprint, corpus.glossary,

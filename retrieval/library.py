@@ -41,7 +41,7 @@ from retrieval.index import (
     write_delta,
     write_generation,
 )
-from retrieval.segments import analyse_source, analysis_key
+from retrieval.segments import analyse_many, analyse_source, analysis_key, worker_count
 
 if TYPE_CHECKING:
     from retrieval.search import Searcher
@@ -249,20 +249,34 @@ def _build(state: _State, reuse: Index | None, store: IndexStore, progress: Prog
     analysed = [0]
     passages = [0]
 
+    def broken(f: SourceFile, reason: str) -> None:
+        left_out.append(reason)
+        if f.name in old:  # its last good version stays
+            kept.append(old[f.name])
+
     def fresh():
-        for i, f in enumerate(todo):
-            try:
-                t = load_source(f, scan.manifest)
-            except TranscriptError as e:
-                left_out.append(str(e))
-                if f.name in old:  # its last good version stays
-                    kept.append(old[f.name])
+        size = sum(s[0] for f in todo for s in f.stamp())
+        workers = worker_count(size, len(todo))
+        if workers:
+            jobs = [(load_source, (f, scan.manifest), state.checked[f.name]["key"], f.name) for f in todo]
+            results = analyse_many(jobs, analyzer, table, workers)
+        else:
+            results = (None for _ in todo)
+        for i, (f, seg) in enumerate(zip(todo, results, strict=True)):
+            if progress:
+                progress(Progress("files", len(carry) + i + 1, len(scan.files)))
+            if isinstance(seg, str):
+                broken(f, seg)
                 continue
-            finally:
-                if progress:
-                    progress(Progress("files", len(carry) + i + 1, len(scan.files)))
+            if seg is None:
+                try:
+                    t = load_source(f, scan.manifest)
+                except TranscriptError as e:
+                    broken(f, str(e))
+                    continue
+                seg = analyse_source(t, analyzer, table, state.checked[f.name]["key"], f.name)
             analysed[0] += 1
-            yield analyse_source(t, analyzer, table, state.checked[f.name]["key"], f.name)
+            yield seg
 
     kept: list[int] = []
     # broken files are found while writing; parse them first so their old versions are carried in order

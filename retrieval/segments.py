@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import multiprocessing as mp
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,3 +137,64 @@ def _edges_inside_tokens(cs: np.ndarray, ce: np.ndarray, t_start: np.ndarray, t_
             a, b = np.searchsorted(arr, s, side="right"), np.searchsorted(arr, e, side="left")
             out.update(range(int(a), int(b)))
     return out
+
+
+# --- analysing many sources in worker processes ----------------------------------------------
+
+# Below this much transcript text (characters) sources are analysed in this process: starting
+# workers costs about a second, which a build of a few thousand passages does not pay back.
+PARALLEL_MIN_CHARS = 3_000_000
+
+_worker: dict = {}
+
+
+def _start_worker(analyzer: Analyzer) -> None:
+    _worker["analyzer"] = analyzer
+    _worker["table"] = TermTable()
+    _worker["terms"] = []
+
+
+def _analyse_in_worker(job) -> tuple[SourceSegment, list[str]] | str:
+    """One job in a worker: a Transcript, or a loader call that makes one (its TranscriptError
+    comes back as its message). Term ids are the worker's own; the used terms come along."""
+    load, args, key, name = job
+    try:
+        t = load(*args) if load is not None else args
+    except ValueError as e:  # TranscriptError is a ValueError
+        return str(e)
+    table: TermTable = _worker["table"]
+    seg = analyse_source(t, _worker["analyzer"], table, key, name)
+    terms: list[str] = _worker["terms"]
+    if len(terms) < len(table.vocab):
+        terms.extend(list(table.vocab)[len(terms):])
+    used = np.unique(seg.post_term)
+    return seg, [terms[i] for i in used.tolist()]
+
+
+def _into_table(seg: SourceSegment, terms: list[str], table: TermTable) -> SourceSegment:
+    """A worker's segment with its term ids replaced by ``table``'s (postings stay grouped by term)."""
+    used = np.unique(seg.post_term)
+    lut = np.full(int(used[-1]) + 1 if len(used) else 1, -1, np.int64)
+    lut[used] = [table.term_id(t) for t in terms]
+    ids = seg.tok_ids
+    seg.tok_ids = np.where(ids >= 0, lut[np.maximum(ids, 0)], -1).astype(np.int32)
+    seg.post_term = lut[seg.post_term].astype(np.int32)
+    return seg
+
+
+def worker_count(total_chars: int, sources: int) -> int:
+    """Worker processes worth starting for a build of this size (0: analyse here)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return 0 if cores < 2 or sources < 2 or total_chars < PARALLEL_MIN_CHARS else min(cores, sources)
+
+
+def analyse_many(jobs: list, analyzer: Analyzer, table: TermTable, workers: int) -> Iterator[SourceSegment | str]:
+    """Segments of ``jobs`` ((loader or None, args or Transcript, key, name) each), in order,
+    analysed in ``workers`` processes; a job whose loader raised gives its message instead."""
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker, initargs=(analyzer,)) as pool:
+        for out in pool.map(_analyse_in_worker, jobs, chunksize=1):
+            yield out if isinstance(out, str) else _into_table(*out, table)

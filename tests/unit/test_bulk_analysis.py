@@ -71,3 +71,28 @@ def test_every_passage_stores_its_own_analysis_even_when_cut_inside_a_word_run()
         ref = [(None if a.is_stopword(x.term) else x.term, x.start, x.end)
                for x in a.document_tokens(index.passage(d).text)]
         assert _stored(index, d, inv) == ref, d
+
+
+def test_sources_analysed_in_worker_processes_equal_those_analysed_here(tmp_path):
+    from retrieval.corpus import load_source, scan_corpus
+    from retrieval.segments import analyse_many, analyse_source
+
+    (tmp_path / "broken.srt").write_text("1\n00:00:01,000 --> soon\nbad\n", encoding="utf-8")
+    scan = scan_corpus(BUNDLED, ROOT / "config" / "corpus.toml")
+    bad = scan_corpus(tmp_path, None)
+    a = Analyzer(scan.manifest.glossary)
+    here, there = TermTable(), TermTable()
+    jobs = [(load_source, (bad.files[0], bad.manifest), "b", "broken.srt")]
+    jobs += [(load_source, (f, scan.manifest), f.name, f.name) for f in scan.files]
+    files = [None, *scan.files]
+    got = list(analyse_many(jobs, a, there, 2))
+    assert isinstance(got[0], str) and "broken.srt:" in got[0]
+    inv_here = lambda ids: [None if i < 0 else list(here.vocab)[i] for i in ids.tolist()]  # noqa: E731
+    inv_there = lambda ids: [None if i < 0 else list(there.vocab)[i] for i in ids.tolist()]  # noqa: E731
+    for f, seg in zip(files[1:], got[1:], strict=True):
+        ref = analyse_source(load_source(f, scan.manifest), a, here, f.name, f.name)
+        assert seg.text == ref.text and seg.quotes == ref.quotes and seg.key == ref.key
+        assert inv_there(seg.tok_ids) == inv_here(ref.tok_ids)
+        assert np.array_equal(seg.tok_cs, ref.tok_cs) and np.array_equal(seg.doc_len, ref.doc_len)
+        ours = sorted(zip(inv_there(seg.post_term), seg.post_doc.tolist(), seg.post_tf.tolist(), strict=True))
+        assert ours == sorted(zip(inv_here(ref.post_term), ref.post_doc.tolist(), ref.post_tf.tolist(), strict=True))
