@@ -148,7 +148,9 @@ async def serve(settings: Settings, platforms: list[str]) -> None:
             if t is not stopper and not t.cancelled() and t.exception():
                 if isinstance(t.exception(), (SettingsError, PlatformUnavailable)):
                     raise t.exception()
-                log.error("platform %s stopped: %r", t.get_name(), t.exception())
+                # Any other failure of a platform is fatal too: exit non-zero so a supervisor restarts the bot.
+                name = t.get_name().removeprefix("adapter:")
+                raise PlatformUnavailable(f"{name} stopped: {type(t.exception()).__name__}: {t.exception()}")
     finally:
         log.info("shutting down")
         if scheduler is not None:  # stop claiming; sends under way finish and are recorded before adapters close

@@ -12,6 +12,8 @@ import logging
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from bot.platform import PlatformUnavailable
+
 log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/healthz"
@@ -56,9 +58,10 @@ class HttpServer:
         await runner.setup()
         try:
             await web.TCPSite(runner, self.host, self.port).start()
-        except OSError:
+        except OSError as e:  # port in use, an address not of this machine, a host name that does not resolve
             await runner.cleanup()
-            raise
+            raise PlatformUnavailable(f"HOST/PORT: cannot listen on {self.host}:{self.port} "
+                                      f"({e.strerror or e})") from None
         self._runner = runner
         log.info("http: listening on http://%s:%s for %s", self.host, self.port, ", ".join(self._users))
 

@@ -107,6 +107,7 @@ class LocalDiscord:
         self.sessions: list[_Session] = []
         self.identifies: list[dict[str, Any]] = []
         self.close_codes: list[int | None] = []  # websocket close codes of ended gateway sessions
+        self.close_on_identify: int | None = None  # answer IDENTIFY by closing with this code (e.g. 4004, 4011)
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._faults: list[tuple[str, re.Pattern[str], int, dict[str, Any], dict[str, str]]] = []
@@ -285,6 +286,10 @@ class LocalDiscord:
                 op = frame.get("op")
                 if op == 1:
                     await ws.send_str(json.dumps({"op": 11}))
+                elif op == 2 and self.close_on_identify is not None:
+                    code = self.close_on_identify
+                    await ws.close(code=code, message=b"closed by the test")
+                    break
                 elif op == 2:
                     await self._ready(session, frame["d"])
                 elif op == 6:

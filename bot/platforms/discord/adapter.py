@@ -18,6 +18,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
@@ -27,6 +28,7 @@ from bot.commands import strip_prefix
 from bot.core import QuoteBot, apology
 from bot.payloads import shares_publicly
 from bot.platform import ChannelGone, PlatformUnavailable
+from bot.platforms.discord import gateway
 from bot.platforms.discord.render import ButtonSpec, DiscordMessage, payload_of, render
 from bot.platforms.discord.settings import DiscordSettings
 from bot.reply import Reply, Request, Via
@@ -99,6 +101,10 @@ class DiscordAdapter:
         self._add_commands(tree)
         tree.error(self._on_tree_error)
         client.setup_hook = self._setup_hook  # type: ignore[method-assign]
+        self._first = gateway.FirstConnection(client)
+        client.event(self._first.on_connect)
+        client.event(self._first.on_disconnect)
+        gateway.quiet_reconnects()
         for handler in (self.on_ready, self.on_message, self.on_interaction, self.on_error):
             client.event(handler)
         self.client, self.tree = client, tree
@@ -124,8 +130,21 @@ class DiscordAdapter:
                 "DISCORD_MESSAGE_CONTENT: the Message Content intent is not enabled for this bot in the "
                 "Developer Portal; enable it there or unset DISCORD_MESSAGE_CONTENT"
             ) from None
+        except discord.ConnectionClosed as e:
+            raise gateway.closed(e.code) from None
+        except Exception as e:
+            if self._first.failed:
+                raise gateway.unreachable("DISCORD_GATEWAY_URL", self._gateway_url(), None) from None
+            if not self._logged_in.is_set() and isinstance(e, (aiohttp.ClientError, OSError, asyncio.TimeoutError)):
+                raise gateway.unreachable("DISCORD_API_BASE", self.discord.api_base, e) from None
+            raise
         finally:
             log.info("Discord client closed")
+        if self._first.failed:
+            raise gateway.unreachable("DISCORD_GATEWAY_URL", self._gateway_url(), None)
+
+    def _gateway_url(self) -> str:
+        return self.discord.gateway_url or str(DiscordWebSocket.DEFAULT_GATEWAY)
 
     async def close(self) -> None:
         """Disconnect from the gateway and close the HTTP session; ``serve()`` then returns."""
