@@ -6,6 +6,12 @@ MESSAGE_CREATE and INTERACTION_CREATE events and then assert on the HTTP request
 made, all of which are recorded. Every JSON answer has ``Content-Type: application/json``
 exactly, as Discord's does (discord.py checks it verbatim). A route can be told to answer
 one 429 with a ``Via`` header and a JSON ``retry_after``, as Discord's rate limiter does.
+
+Channel messages keep their ``nonce``; with ``enforce_nonce`` a repeat of a recent nonce returns the
+message already stored, as Discord does. ``GET /channels/{id}/messages`` lists a channel's messages,
+``fail_after_store`` makes the next message send store its message and then answer HTTP 500 or drop
+the connection, and ``bot_denied`` takes permissions from the bot in a channel (Send Messages and Embed
+Links in ``QUIET_CHANNEL_ID``): its interactions say so and sends there get 403.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ GUILD_ID = "1200000000000000001"
 CHANNEL_ID = "1300000000000000001"
 THREAD_ID = "1300000000000000002"
 GONE_CHANNEL_ID = "1300000000000000099"
+QUIET_CHANNEL_ID = "1300000000000000003"
 DM_CHANNEL_ID = "1300000000000000050"
 OWNER_ID = "1400000000000000009"
 MOD_ROLE_ID = "1500000000000000001"
@@ -42,6 +49,9 @@ MEMBER_ID = "1400000000000000002"
 # View Channels, Send Messages, Embed Links, Read Message History, Use Application Commands, Send in Threads.
 MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 16) | (1 << 31) | (1 << 38)
 MANAGE_CHANNELS = 1 << 4
+SEND_MESSAGES = 1 << 11
+EMBED_LINKS = 1 << 14
+NONCE_SECONDS = 300  # how long enforce_nonce remembers a nonce
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
 
@@ -122,6 +132,9 @@ class LocalDiscord:
             OWNER_ID: user(OWNER_ID, "owner"),
         }
         self.member_roles = {MODERATOR_ID: [MOD_ROLE_ID], MEMBER_ID: [], BOT_ID: [], OWNER_ID: []}
+        self.bot_denied: dict[str, int] = {QUIET_CHANNEL_ID: SEND_MESSAGES | EMBED_LINKS}
+        self._after_store: list[tuple[re.Pattern[str], str]] = []
+        self._dms: dict[str, str] = {}  # user -> DM channel id
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -164,6 +177,16 @@ class LocalDiscord:
         answer = {"message": "You are being rate limited.", "retry_after": retry_after, "global": False}
         headers = {"Via": "1.1 google", "Retry-After": str(max(1, round(retry_after))), "X-RateLimit-Scope": "user"}
         self.fail_once(method, path_regex, 429, answer, headers)
+
+    def fail_after_store(self, path_regex: str, how: str) -> None:
+        """The next message POST matching ``path_regex`` stores its message, then answers HTTP 500 (``"500"``)
+        or closes the connection without an answer (``"drop"``)."""
+        assert how in ("500", "drop")
+        self._after_store.append((re.compile(path_regex), how))
+
+    def channel_messages(self, channel_id: str) -> list[dict[str, Any]]:
+        """The messages in a channel, oldest first (what its members see)."""
+        return sorted((m for m in self.messages.values() if m["channel_id"] == channel_id), key=lambda m: int(m["id"]))
 
     def fail_once(
         self, method: str, path_regex: str, status: int, answer: dict[str, Any], headers: dict[str, str] | None = None
@@ -363,7 +386,7 @@ class LocalDiscord:
             "owner_id": OWNER_ID,
             "member_count": 4,
             "roles": roles,
-            "channels": [channel],
+            "channels": [channel, self._channel(QUIET_CHANNEL_ID)],
             "threads": [thread],
             "members": [self._member(BOT_ID)],
             "emojis": [],
@@ -375,8 +398,10 @@ class LocalDiscord:
         }
 
     def _channel(self, cid: str) -> dict[str, Any]:
+        denied = self.bot_denied.get(cid, 0)
+        overwrites = [{"id": BOT_ID, "type": 1, "allow": "0", "deny": str(denied)}] if denied else []
         return {"id": cid, "type": 0, "guild_id": GUILD_ID, "name": f"channel-{cid[-2:]}", "position": 0,
-                "permission_overwrites": [], "nsfw": False, "parent_id": None, "topic": None}
+                "permission_overwrites": overwrites, "nsfw": False, "parent_id": None, "topic": None}
 
     def _member(self, uid: str, *, with_user: bool = True) -> dict[str, Any]:
         m: dict[str, Any] = {"roles": self.member_roles.get(uid, []), "joined_at": timestamp(), "deaf": False,
@@ -414,7 +439,7 @@ class LocalDiscord:
             "channel_id": channel_id,
             "channel": channel,
             "member": {**self._member(user_id), "permissions": str(self._permissions(user_id))},
-            "app_permissions": str(self._permissions(BOT_ID)),
+            "app_permissions": str(self._permissions(BOT_ID) & ~self.bot_denied.get(channel_id, 0)),
             "data": data,
             "locale": "en-US",
             "guild_locale": "en-US",
@@ -444,7 +469,16 @@ class LocalDiscord:
             status, answer = 401, {"message": "401: Unauthorized", "code": 0}
         if status is None:
             status, answer = self._route(request.method, path, body, record)
+        lost = self._lost_answer(request.method, path, status)
+        if lost == "500":
+            status, answer = 500, {"message": "500: Internal Server Error", "code": 0}
         record.status = status
+        if lost == "drop":
+            async with self._changed:
+                self.requests.append(record)
+                self._changed.notify_all()
+            request.transport.close()  # the message is stored; the answer never comes
+            return web.Response(status=200)
         async with self._changed:
             self.requests.append(record)
             self._changed.notify_all()
@@ -457,6 +491,15 @@ class LocalDiscord:
         text = raw.decode("utf-8", "replace")
         m = re.search(r'name="payload_json"\r\n(?:[^\r\n]+\r\n)*\r\n(.*?)\r\n--', text, re.S)
         return json.loads(m.group(1)) if m else None
+
+    def _lost_answer(self, method: str, path: str, status: int) -> str | None:
+        if method != "POST" or status != 200 or not path.endswith("/messages"):
+            return None
+        for i, (pattern, how) in enumerate(self._after_store):
+            if pattern.search(path):
+                del self._after_store[i]
+                return how
+        return None
 
     def _fault(self, method: str, path: str) -> tuple[int | None, Any, dict[str, str]]:
         for i, (m, pattern, status, answer, headers) in enumerate(self._faults):
@@ -486,8 +529,30 @@ class LocalDiscord:
         if method == "POST" and parts[:1] == ["channels"] and parts[2:] == ["messages"]:
             if parts[1] == GONE_CHANNEL_ID:
                 return 404, {"message": "Unknown Channel", "code": 10003}
+            if self.bot_denied.get(parts[1], 0) & SEND_MESSAGES:
+                return 403, {"message": "Missing Permissions", "code": 50013}
+            nonce = (body or {}).get("nonce")
+            if nonce is not None and (body or {}).get("enforce_nonce"):
+                for m in self.channel_messages(parts[1]):
+                    recent = time.time() - datetime.fromisoformat(m["timestamp"]).timestamp() < NONCE_SECONDS
+                    if m.get("nonce") == str(nonce) and m["author"]["id"] == BOT_ID and recent:
+                        record.message_id = m["id"]
+                        return 200, m  # the message this nonce already made
             msg = self._store(parts[1], body, record)
+            if nonce is not None:
+                msg["nonce"] = str(nonce)
             return 200, msg
+        if method == "GET" and parts[:1] == ["channels"] and parts[2:] == ["messages"]:
+            if parts[1] == GONE_CHANNEL_ID:
+                return 404, {"message": "Unknown Channel", "code": 10003}
+            limit = int(record.query.get("limit") or 50)
+            return 200, list(reversed(self.channel_messages(parts[1])))[:limit]
+        if method == "POST" and path == "/users/@me/channels":
+            uid = str(body["recipient_id"])
+            cid = self._dms.setdefault(uid, self.snowflake())
+            return 200, {"id": cid, "type": 1, "recipients": [self.users[uid]], "last_message_id": None}
+        if method == "GET" and parts[:1] == ["users"] and len(parts) == 2 and parts[1] in self.users:
+            return 200, self.users[parts[1]]
         if method == "POST" and parts[:1] == ["interactions"] and parts[3:] == ["callback"]:
             return self._callback(parts[1], parts[2], body, record)
         if parts[:1] == ["webhooks"] and len(parts) >= 3:

@@ -10,7 +10,7 @@ from bot.platforms.discord.settings import DiscordSettings, read_discord_setting
 def build(ctx: PlatformContext[DiscordSettings]) -> Adapter:
     from bot.platforms.discord.adapter import DiscordAdapter
 
-    return DiscordAdapter(ctx.core, ctx.settings, ctx.platform_settings)
+    return DiscordAdapter(ctx.core, ctx.settings, ctx.platform_settings, store=ctx.store)
 
 
 SPEC = PlatformSpec(

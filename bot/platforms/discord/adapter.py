@@ -13,8 +13,8 @@ import hashlib
 import json
 import logging
 import re
-import uuid
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,10 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 
 from bot.commands import strip_prefix
-from bot.core import QuoteBot, apology
+from bot.core import QuoteBot, apology, new_ref
 from bot.payloads import shares_publicly
-from bot.platform import ChannelGone, PlatformUnavailable
+from bot.platform import ChannelGone, DeliveryUnknown, PlatformUnavailable
+from bot.platforms.discord import daily as daily_posts
 from bot.platforms.discord import gateway
 from bot.platforms.discord.render import ButtonSpec, DiscordMessage, payload_of, render
 from bot.platforms.discord.settings import DiscordSettings
@@ -70,12 +71,16 @@ def cache_dir(settings: Settings) -> Path:
 class DiscordAdapter:
     """Runs one discord.py client (sharded when shard settings are given) for a ``QuoteBot``."""
 
-    def __init__(self, core: QuoteBot, settings: Settings, discord_settings: DiscordSettings) -> None:
+    def __init__(self, core: QuoteBot, settings: Settings, discord_settings: DiscordSettings, *,
+                 store: Any = None) -> None:
         if not discord_settings.token:
             raise SettingsError("DISCORD_TOKEN: required to run the Discord bot")
         self.core = core
         self.settings = settings
         self.discord = discord_settings
+        self.store = store  # daily subscriptions, paused when the bot leaves a server
+        self._nonces = daily_posts.Bounded(5000)  # (channel, nonce) of the bot's own messages seen on the gateway
+        self._app_permissions = daily_posts.Bounded(5000)  # channel -> the bot's permissions there, from interactions
         self.client: discord.Client | None = None
         self.tree: app_commands.CommandTree | None = None
         self._logged_in = asyncio.Event()
@@ -105,7 +110,7 @@ class DiscordAdapter:
         client.event(self._first.on_connect)
         client.event(self._first.on_disconnect)
         gateway.quiet_reconnects()
-        for handler in (self.on_ready, self.on_message, self.on_interaction, self.on_error):
+        for handler in (self.on_ready, self.on_message, self.on_interaction, self.on_error, self.on_guild_remove):
             client.event(handler)
         self.client, self.tree = client, tree
         return client
@@ -160,16 +165,65 @@ class DiscordAdapter:
                 task.cancel()
         await client.close()
 
-    async def post(self, channel_id: str, reply: Reply) -> None:
-        """Post ``reply`` publicly to a channel (daily quotes). Raises ``ChannelGone`` when it is gone."""
+    async def post(self, channel_id: str, reply: Reply, *, delivery_key: str | None = None) -> None:
+        """Post ``reply`` publicly to a channel (daily quotes), ``delivery_key`` as its nonce. Raises
+        ``ChannelGone`` when the channel is gone or closed to the bot, ``DeliveryUnknown`` when Discord's
+        answer was lost."""
         await asyncio.wait_for(self._logged_in.wait(), timeout=120)
         assert self.client is not None
         channel = self.client.get_partial_messageable(int(channel_id))
-        try:
-            await self._send_to(channel, render(reply, public=True))
-        except (discord.NotFound, discord.Forbidden) as exc:
-            # Unknown channel, missing access or permissions: posting here keeps failing until someone acts.
-            raise ChannelGone(f"discord channel {channel_id}: {exc.status} {exc.text or ''}".strip()) from exc
+        msg = render(reply, public=True)
+        for attempt in (1, 2):
+            try:
+                await self._send_to(channel, msg, nonce=delivery_key)
+                return
+            except (discord.NotFound, discord.Forbidden) as exc:
+                # Unknown channel, missing access or permissions: posting here keeps failing until someone acts.
+                raise ChannelGone(f"discord channel {channel_id}: {exc.status} {exc.text or ''}".strip()) from exc
+            except discord.DiscordServerError as exc:  # discord.py already retried it (same nonce)
+                raise DeliveryUnknown(f"discord answered {exc.status}") from exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                if delivery_key is None or attempt == 2:
+                    raise DeliveryUnknown(f"discord: {type(exc).__name__} before an answer") from exc
+                # The same nonce again: Discord returns the message it already has, if it has one.
+                log.info("discord: lost the answer to a daily post in %s (%s); trying once more with its nonce",
+                         channel_id, type(exc).__name__)
+
+    async def find_delivery(self, channel_id: str, delivery_key: str) -> bool | None:
+        """Whether the bot's message with nonce ``delivery_key`` is in the channel (None: cannot tell)."""
+        if (channel_id, delivery_key) in self._nonces:
+            return True
+        await asyncio.wait_for(self._logged_in.wait(), timeout=120)
+        assert self.client is not None and self.client.user is not None
+        channel = self.client.get_partial_messageable(int(channel_id))
+        return await daily_posts.nonce_in_history(channel, self.client.user.id, delivery_key)
+
+    async def can_post(self, channel_id: str) -> str | None:
+        """None when the bot may post daily quotes in the channel, else which permissions to grant."""
+        perms = self._app_permissions.get(channel_id)
+        channel = self.client.get_channel(int(channel_id)) if self.client is not None else None
+        thread = isinstance(channel, discord.Thread)
+        if perms is None:
+            guild = getattr(channel, "guild", None)
+            me = guild.me if guild is not None else None
+            if me is None:
+                return None  # a DM, or a channel the cache does not know: nothing to check against
+            perms = channel.permissions_for(me)  # type: ignore[union-attr]
+        return daily_posts.cannot_post_reason(daily_posts.missing_permissions(perms, thread=thread))
+
+    async def tell_user(self, user_id: str, channel_id: str, text: str) -> None:
+        """A direct message to ``user_id``."""
+        assert self.client is not None
+        user = self.client.get_user(int(user_id)) or await self.client.fetch_user(int(user_id))
+        await user.send(text, allowed_mentions=NO_MENTIONS)
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """The bot was removed from a server (not an outage): its daily subscriptions are paused."""
+        if self.store is None:
+            return
+        paused = await self.store.pause_subscriptions("discord", "paused: the bot was removed from the server",
+                                                      datetime.now(UTC), guild_ids=[str(guild.id)])
+        log.warning("discord: removed from server %s; %d daily subscriptions paused", guild.id, len(paused))
 
     async def _setup_hook(self) -> None:
         self._logged_in.set()
@@ -339,6 +393,8 @@ class DiscordAdapter:
         self, interaction: discord.Interaction, text: str, command: str | None, via: Via
     ) -> Request:
         in_guild = interaction.guild_id is not None
+        if in_guild:
+            self._app_permissions.remember(str(interaction.channel_id), interaction.app_permissions)
         return Request(
             text=text,
             user_id=str(interaction.user.id),
@@ -354,7 +410,7 @@ class DiscordAdapter:
         await self._apologise(interaction, f"/{interaction.command.name if interaction.command else '?'}", error)
 
     async def _apologise(self, interaction: discord.Interaction, what: str, error: BaseException | None = None) -> None:
-        ref = uuid.uuid4().hex[:8]
+        ref = new_ref()
         log.error("discord %s failed ref=%s", what, ref, exc_info=error or True)
         msg = render(apology(ref))
         try:
@@ -369,6 +425,8 @@ class DiscordAdapter:
 
     async def on_message(self, message: discord.Message) -> None:
         client = self.client
+        if client is not None and client.user is not None and message.author.id == client.user.id and message.nonce:
+            self._nonces.remember((str(message.channel.id), str(message.nonce)))
         if client is None or client.user is None or message.author.bot:
             return
         parsed = self._message_text(message, client.user)
@@ -390,7 +448,7 @@ class DiscordAdapter:
             reference = message if target is message.channel else None
             await self._send_to(target, render(reply, public=True), reference=reference)
         except Exception:
-            ref = uuid.uuid4().hex[:8]
+            ref = new_ref()
             log.exception("discord message handling failed ref=%s", ref)
             try:
                 await self._send_to(message.channel, render(apology(ref), public=True), reference=message)
@@ -435,9 +493,12 @@ class DiscordAdapter:
     # --- sending ------------------------------------------------------------------
 
     async def _send_to(
-        self, channel: discord.abc.Messageable, msg: DiscordMessage, *, reference: discord.Message | None = None
+        self, channel: discord.abc.Messageable, msg: DiscordMessage, *, reference: discord.Message | None = None,
+        nonce: str | None = None,
     ) -> None:
         kwargs = self._message_kwargs(msg)
+        if nonce is not None:
+            kwargs["nonce"] = nonce  # discord.py sends enforce_nonce with it
         if reference is not None:
             kwargs["reference"] = reference.to_reference(fail_if_not_exists=False)
             kwargs["mention_author"] = False
