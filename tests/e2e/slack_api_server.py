@@ -59,6 +59,7 @@ class SlackApiServer:
     revoked_tokens: set[str] = field(default_factory=set)
     calls: list[Call] = field(default_factory=list)
     socket_acks: list[dict[str, Any]] = field(default_factory=list)
+    post_delay: float = 0.0  # seconds chat.postMessage takes to answer, after storing the message
 
     def __post_init__(self) -> None:
         self.history: dict[str, list[dict[str, Any]]] = {}  # channel -> messages posted there, oldest first
@@ -179,6 +180,8 @@ class SlackApiServer:
         if token in self.revoked_tokens:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         answer = self._answer(method, body, request)
+        if method == "chat.postMessage" and self.post_delay:
+            await asyncio.sleep(self.post_delay)
         if method == "chat.postMessage" and answer.get("ok") and self._after_store:
             how = self._after_store.pop(0)
             if how == "drop":
