@@ -34,8 +34,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 class Bot:
     """The Discord adapter in this event loop, wired like ``bot.app.serve``: store, daily service, core."""
 
-    def __init__(self, server: LocalDiscord, workdir: Path) -> None:
-        self.server, self.workdir = server, workdir
+    def __init__(self, server: LocalDiscord, workdir: Path, *, search_seconds: float = 0.0) -> None:
+        self.server, self.workdir, self.search_seconds = server, workdir, search_seconds
 
     async def start(self) -> None:
         import discord
@@ -52,6 +52,8 @@ class Bot:
         settings = load_settings(bot_env(self.server, write_corpus(self.workdir / "corpus"), self.workdir),
                                  dotenv_path=None)
         self.searcher = await asyncio.to_thread(build_searcher, settings)
+        if self.search_seconds:
+            self.searcher = SlowSearch(self.searcher, self.search_seconds)
         self.store = await open_store(settings.database_url)
         self.daily = DailyService(self.store, self.searcher, settings)
         self.core = QuoteBot(self.searcher, core_options(settings), daily=self.daily)
@@ -84,6 +86,20 @@ class Bot:
     async def subscribe(self, channel: str) -> str:
         return await self.daily_command("subscribe", channel, options=[
             {"name": "time", "type": 3, "value": "09:00"}, {"name": "timezone", "type": 3, "value": "UTC"}])
+
+
+class SlowSearch:
+    """The real searcher, taking ``seconds`` longer to search (as under load)."""
+
+    def __init__(self, inner, seconds: float) -> None:
+        self.inner, self.seconds = inner, seconds
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def search(self, *args, **kwargs):
+        time.sleep(self.seconds)
+        return self.inner.search(*args, **kwargs)
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -173,3 +189,22 @@ async def test_removal_from_a_server_pauses_its_subscriptions_but_an_outage_does
     before = len(bot.server.messages)
     assert await bot.scheduler().tick(next_nine() + timedelta(minutes=1)) == []
     assert len(bot.server.messages) == before
+
+
+async def test_a_stop_lets_a_deferred_answer_send_its_follow_up_before_the_gateway_closes(tmp_path) -> None:
+    server = LocalDiscord()
+    await server.start()
+    b = Bot(server, tmp_path, search_seconds=2.0)
+    await b.start()
+    try:
+        after = server.mark()
+        sent = await server.slash("ask", [{"name": "question", "type": 3, "value": "reusable rocket"}])
+        await server.wait_for(lambda r: r.path == sent.callback_path and r.body.get("type") == 5, after=after)
+        await b.adapter.close()  # the stop comes while the answer is still being searched
+        [follow_up] = await server.wait_for(
+            lambda r: r.path.startswith(sent.webhook_path) and r.method in ("POST", "PATCH"), after=after, timeout=1)
+        # Already there when close() returned: the answer went out before the session closed.
+        assert follow_up.status == 200 and message_data(follow_up)["embeds"]
+    finally:
+        await b.stop()
+        await server.close()

@@ -38,6 +38,7 @@ from config.settings import PROJECT_ROOT, Settings, SettingsError
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
+ANSWER_GRACE = 5.0  # seconds a stop waits for answers under way before closing the gateway
 SYNC_STATE_FILE = "discord-commands.json"
 
 
@@ -81,6 +82,7 @@ class DiscordAdapter:
         self.store = store  # daily subscriptions, paused when the bot leaves a server
         self._nonces = daily_posts.Bounded(5000)  # (channel, nonce) of the bot's own messages seen on the gateway
         self._app_permissions = daily_posts.Bounded(5000)  # channel -> the bot's permissions there, from interactions
+        self._answering: set[asyncio.Task[Any]] = set()  # interactions being answered (deferred ones included)
         self.client: discord.Client | None = None
         self.tree: app_commands.CommandTree | None = None
         self._logged_in = asyncio.Event()
@@ -163,6 +165,9 @@ class DiscordAdapter:
         for task in pending:
             if task is not None and not task.done():
                 task.cancel()
+        if self._answering:  # answers under way (a deferred "thinking…" included) get their follow-up first
+            log.info("Discord: finishing %d answers before disconnecting", len(self._answering))
+            await asyncio.wait(set(self._answering), timeout=ANSWER_GRACE)
         await client.close()
 
     async def post(self, channel_id: str, reply: Reply, *, delivery_key: str | None = None) -> None:
@@ -363,6 +368,10 @@ class DiscordAdapter:
 
     async def _answer(self, interaction: discord.Interaction, work: Awaitable[Reply], ephemeral_guess: bool) -> None:
         """Answer at once when ``work`` is quick; otherwise defer (the 3 s deadline) and follow up."""
+        me = asyncio.current_task()
+        if me is not None:
+            self._answering.add(me)
+            me.add_done_callback(self._answering.discard)
         task = asyncio.ensure_future(work)
         deferred_ephemeral: bool | None = None
         try:
