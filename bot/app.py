@@ -15,7 +15,8 @@ from bot.http import HttpServer
 from bot.platform import Adapter, PlatformContext, PlatformUnavailable
 from bot.platforms import spec, specs
 from config.settings import PROJECT_ROOT, EnvReader, Settings, SettingsError
-from retrieval.search import Searcher, default_index_dir, open_searcher
+from retrieval.retriever import Retriever
+from retrieval.search import default_index_dir, open_searcher
 
 if TYPE_CHECKING:
     from bot.store import Store
@@ -27,7 +28,7 @@ def index_dir(settings: Settings) -> Path:
     return settings.index_dir or default_index_dir(settings.corpus_dir, PROJECT_ROOT / ".cache")
 
 
-def build_searcher(settings: Settings, progress: Callable[[int, int], None] | None = None) -> Searcher:
+def build_searcher(settings: Settings, progress: Callable[[int, int], None] | None = None) -> Retriever:
     """Open (building if needed) the index of the configured corpus, in the configured search mode.
 
     ``auto`` runs hybrid search when the semantic extra imports and the model loads, else
@@ -107,8 +108,7 @@ async def serve(settings: Settings, platforms: list[str]) -> None:
     """Run the given platforms until they end (console EOF) or SIGTERM/SIGINT arrives."""
     chosen = [spec(name) for name in platforms]
     searcher = await asyncio.to_thread(build_searcher, settings)
-    mode = getattr(searcher, "describe", lambda: "lexical (BM25 + phrase/proximity re-ranking)")()
-    log.info("search mode: %s; %d passages", mode, searcher.index.size)
+    log.info("search mode: %s; %d passages", searcher.describe(), searcher.size)
     store = daily = scheduler = None
     memo = None
     if any(s.daily_posts for s in chosen):
@@ -171,14 +171,14 @@ async def serve(settings: Settings, platforms: list[str]) -> None:
             await store.close()
 
 
-def _feed_commands(settings: Settings, searcher: Searcher):
+def _feed_commands(settings: Settings, searcher: Retriever):
     """The ``feed`` command service; new episodes it stores are indexed at once (changed files only)."""
     from bot.feeds import FeedCommands, feed_manager
 
     async def reindex(reports) -> None:
         try:
             if await asyncio.to_thread(searcher.refresh):
-                log.info("feeds: new episodes indexed; %d passages in use", searcher.index.size)
+                log.info("feeds: new episodes indexed; %d passages in use", searcher.size)
         except Exception as e:  # a broken file elsewhere in the corpus must not stop the bot
             log.error("feeds: new episodes stored but not indexed; still serving the previous index: %s", e)
 
@@ -192,12 +192,12 @@ async def _refresh_feeds(feeds) -> None:
     await refresh_forever(feeds.manager, feeds.after_change)
 
 
-async def _watch_corpus(searcher: Searcher, every: float = 30.0) -> None:
+async def _watch_corpus(searcher: Retriever, every: float = 30.0) -> None:
     """Rebuild the index when a transcript or the manifest changes; keep serving on errors."""
     while True:
         await asyncio.sleep(every)
         try:
             if await asyncio.to_thread(searcher.refresh):
-                log.info("corpus changed: new index with %d passages in use", searcher.index.size)
+                log.info("corpus changed: new index with %d passages in use", searcher.size)
         except Exception as e:  # a broken transcript must not stop the bot
             log.error("corpus changed but the new index was not built; still serving the previous one: %s", e)

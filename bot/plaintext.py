@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from bot.reply import QuoteCard, Reply
+from retrieval.text import merge_spans
 
 BOLD, RESET = "\033[1m", "\033[0m"
 
 
 def mark(text: str, spans: tuple[tuple[int, int], ...], before: str, after: str, escape=lambda s: s) -> str:
-    """``text`` with each highlight span wrapped in ``before``/``after``; the rest escaped."""
+    """``text`` with each highlight span (merged, clipped to ``text``) wrapped in ``before``/``after``;
+    the rest escaped."""
     out, pos = [], 0
-    for s, e in spans:
-        if s < pos or e > len(text):
-            continue
+    for s, e in merge_spans((max(0, s), min(len(text), e)) for s, e in spans):
         out.append(escape(text[pos:s]))
         out.append(before + escape(text[s:e]) + after)
         pos = e

@@ -18,12 +18,12 @@ from functools import lru_cache
 import numpy as np
 import Stemmer
 
-CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+from retrieval.text import CJK, CJK_RANGES, CJK_RUN
+
 _TOKEN = re.compile(rf"[{CJK_RANGES}]+|[^\W_{CJK_RANGES}]+(?:['’][^\W_{CJK_RANGES}]+)*")
 # (the look-behind only skips hopeless starts inside a word: same matches, linear time)
 _COMPOUND = re.compile(rf"(?<![^\W_{CJK_RANGES}])[^\W_{CJK_RANGES}]+(?:-[^\W_{CJK_RANGES}]+)+")
-_CJK = re.compile(rf"[{CJK_RANGES}]")
-_CJK_RUN = re.compile(rf"[{CJK_RANGES}]+")
+_CJK, _CJK_RUN = CJK, CJK_RUN
 _TOKEN_SPLIT = re.compile(f"({_TOKEN.pattern})")
 
 # Function words: frequent, carry no topic. Kept short on purpose: "why", "how", numbers

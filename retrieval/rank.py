@@ -17,6 +17,7 @@ import numpy as np
 from retrieval.index import Index
 from retrieval.links import moment_url
 from retrieval.model import Hit, Passage, SourceInfo
+from retrieval.text import merge_spans
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,17 +323,6 @@ def highlights(index: Index, doc: int, p: Passage, mask: np.ndarray) -> tuple[tu
     s, e = a["tok_cs"][lo:hi][hit] + shift, a["tok_ce"][lo:hi][hit] + shift
     keep = (e <= len(p.text)) & (s >= 0)
     return merge_spans(list(zip(s[keep].tolist(), e[keep].tolist(), strict=True)))
-
-
-def merge_spans(spans: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
-    """Sorted, non-overlapping spans covering the same characters."""
-    out: list[tuple[int, int]] = []
-    for s, e in sorted(spans):
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return tuple(out)
 
 
 SENTENCE_ENDS = ".!?。！？"

@@ -11,6 +11,7 @@ import re
 
 from retrieval.formats.errors import TranscriptError
 from retrieval.model import Transcript, Utterance
+from retrieval.text import is_cjk
 
 HEADING = re.compile(r"^#{2,4}\s+(?P<speaker>[^<\[]*?)\s*(?:<small>)?\s*\[(?P<time>[^\]]*)\]\s*(?:</small>)?\s*$")
 TIME = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{2})(?:\.\d+)?$")
@@ -56,8 +57,7 @@ def repeated_prefix(prev: str, nxt: str, min_chars: int = 10, min_cjk: int = 6) 
     return 0
 
 
-def _cjk(ch: str) -> bool:
-    return "\u3400" <= ch <= "\u9fff"
+_cjk = is_cjk
 
 
 def parse(text: str, path: str, source_id: str) -> Transcript:

@@ -13,6 +13,7 @@ import discord
 from discord.utils import escape_markdown, escape_mentions
 
 from bot.reply import ActionKind, QuoteCard, Reply
+from retrieval.text import merge_spans
 
 CONTENT_LIMIT = 2000
 TITLE_LIMIT = 256
@@ -147,7 +148,7 @@ def _prefix_within(text: str, limit: int) -> str:
 
 
 def _bold_spans(text: str, highlights: tuple[tuple[int, int], ...]) -> str:
-    spans = _merge([(max(0, a), min(len(text), b)) for a, b in highlights if a < b and a < len(text)])
+    spans = merge_spans((max(0, a), min(len(text), b)) for a, b in highlights)
     out, pos = [], 0
     for a, b in spans:
         out.append(escape(text[pos:a]))
@@ -162,18 +163,6 @@ def _bold_spans(text: str, highlights: tuple[tuple[int, int], ...]) -> str:
         pos = b
     out.append(escape(text[pos:]))
     return "".join(out)
-
-
-def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for a, b in sorted(spans):
-        if a >= b:
-            continue
-        if merged and a <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
-        else:
-            merged.append((a, b))
-    return merged
 
 
 def _embeds(lead: str, cards: tuple[QuoteCard, ...]) -> list[discord.Embed]:

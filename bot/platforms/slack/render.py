@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.reply import Action, ActionKind, QuoteCard, Reply
+from retrieval.text import merge_spans
 
 SECTION_LIMIT = 3000
 CONTEXT_LIMIT = 3000
@@ -67,29 +68,25 @@ def _word_spans(text: str, highlights: tuple[tuple[int, int], ...]) -> list[tupl
     """Highlights widened to whole words, merged, and kept only where bold will render.
 
     Slack only renders ``*bold*`` when the asterisks touch a non-space inside and no
-    word character outside, so spans are widened to word edges and trimmed of spaces.
+    word character outside, so spans are widened to word edges and trimmed of spaces;
+    spans only white space apart become one (``*two words*``, not ``*two* *words*``).
     """
     n = len(text)
-    widened: list[tuple[int, int]] = []
-    for start, end in sorted(highlights):
+    words: list[tuple[int, int]] = []
+    for start, end in highlights:
         start, end = max(0, start), min(n, end)
-        if start >= end:
-            continue
-        while start > 0 and text[start - 1].isalnum():
+        while start > 0 and start < end and text[start - 1].isalnum():
             start -= 1
-        while end < n and text[end].isalnum():
+        while start < end < n and text[end].isalnum():
             end += 1
         while start < end and not text[start].isalnum():
             start += 1
         while end > start and not text[end - 1].isalnum():
             end -= 1
-        if start >= end or "*" in text[start:end]:
-            continue
-        if widened and start <= widened[-1][1] + 1 and text[widened[-1][1] : start].strip() == "":
-            widened[-1] = (widened[-1][0], max(end, widened[-1][1]))
-        else:
-            widened.append((start, end))
-    return widened
+        if "*" not in text[start:end]:
+            words.append((start, end))
+    bridged = [(s, e + 1) if text[e : e + 1].isspace() else (s, e) for s, e in merge_spans(words)]
+    return [(s, e - (e > s and text[e - 1].isspace())) for s, e in merge_spans(bridged)]
 
 
 def fit(text: str, highlights: tuple[tuple[int, int], ...], limit: int) -> str:
