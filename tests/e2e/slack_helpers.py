@@ -16,6 +16,7 @@ import os
 import socket
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,11 +87,17 @@ def sign(body: str, timestamp: int | None = None, secret: str = SIGNING_SECRET) 
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
 
-def slash_body(command: str, text: str, response_url: str, user: str = "U1", channel: str = "C1") -> str:
+def new_trigger_id() -> str:
+    """A fresh trigger_id, as Slack sends with every slash command and button press (the bot drops replays)."""
+    return f"{time.time_ns()}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:16]}"
+
+
+def slash_body(command: str, text: str, response_url: str, user: str = "U1", channel: str = "C1",
+               trigger_id: str | None = None) -> str:
     return urlencode({
         "token": "legacy", "team_id": "T0TEST", "team_domain": "test", "channel_id": channel,
         "channel_name": "general", "user_id": user, "user_name": "ada", "command": command, "text": text,
-        "api_app_id": "A1", "response_url": response_url, "trigger_id": "1.2.3",
+        "api_app_id": "A1", "response_url": response_url, "trigger_id": trigger_id or new_trigger_id(),
     })
 
 
@@ -106,7 +113,7 @@ def action_body(value: str, response_url: str, *, user: str = "U1", channel: str
                 ephemeral: bool = True, message_ts: str = "1700000000.000001") -> str:
     payload = {
         "type": "block_actions", "user": {"id": user, "team_id": "T0TEST"}, "api_app_id": "A1",
-        "token": "legacy", "trigger_id": "1.2.3", "team": {"id": "T0TEST", "domain": "test"},
+        "token": "legacy", "trigger_id": new_trigger_id(), "team": {"id": "T0TEST", "domain": "test"},
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": ephemeral},
         "channel": {"id": channel, "name": "general"}, "response_url": response_url,
         "actions": [{"action_id": f"qb:{value.split(':')[0]}:0", "block_id": "b1", "value": value,

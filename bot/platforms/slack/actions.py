@@ -45,6 +45,9 @@ class Actions:
         client = self.outbox.web_for(origin.bot_token)
         url, user = origin.response_url, origin.user_id
         from_ephemeral = bool((body.get("container") or {}).get("is_ephemeral"))
+        if reply.replaces and url:  # another page of the same list: in place of the page shown
+            await self.outbox.respond(url, reply, ephemeral=True, replace=True)
+            return
         if reply.ephemeral or reply.kind in PRIVATE_KINDS:
             if url:
                 await self.outbox.respond(url, reply, ephemeral=True)

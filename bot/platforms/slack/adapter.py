@@ -23,7 +23,6 @@ import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import QuoteBot
@@ -31,12 +30,14 @@ from bot.http import HttpServer
 from bot.platform import PlatformUnavailable
 from bot.platforms.slack.actions import Actions
 from bot.platforms.slack.daily import SlackDaily
+from bot.platforms.slack.guard import RequestGuard
 from bot.platforms.slack.install import Installations
 from bot.platforms.slack.logs import quiet_logger
 from bot.platforms.slack.messages import Messages
 from bot.platforms.slack.origin import Origin
 from bot.platforms.slack.posting import Outbox
 from bot.platforms.slack.render import ACTION_PREFIX
+from bot.platforms.slack.retry import PatientRateLimitHandler
 from bot.platforms.slack.settings import SlackSettings
 from bot.reply import Reply
 from config.settings import SettingsError
@@ -73,7 +74,7 @@ class SlackAdapter:
         token = None if slack.oauth or not slack.bot_token else slack.bot_token.get()
         base_url = slack.api_url if slack.api_url.endswith("/") else slack.api_url + "/"
         self.client = AsyncWebClient(token=token, base_url=base_url, logger=self._sdk_log)
-        self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+        self.client.retry_handlers.append(PatientRateLimitHandler())  # Retry-After, within a bounded time
         self.installations = (
             Installations(slack, database_url, engine, self.client, self._sdk_log) if slack.oauth else None
         )
@@ -124,9 +125,11 @@ class SlackAdapter:
         router = http.routes("slack", ready=False, mode=mode)
         if self.slack.socket_mode:
             return
+        # Signed, well-formed and not a replay before Bolt sees it (Bolt would answer a malformed one with a 500).
+        guard = RequestGuard(self.slack.signing_secret.get())  # type: ignore[union-attr]
         for route in self.app.web_app(path=EVENTS_PATH).router.routes():
             if route.method != "HEAD":
-                router.add_route(route.method, route.resource.canonical, route.handler)
+                router.add_route(route.method, route.resource.canonical, guard.wrap(route.handler))
 
     def _ack_then(self, work: Work) -> Callable[..., Any]:
         """A Bolt listener that acks at once and leaves ``work`` to a background task."""

@@ -28,6 +28,7 @@ class Messages:
         self.core = core
         self.outbox = outbox
         self._by_command = {cmd: name for name, cmd in commands.items()}
+        self._names = tuple(commands.items())  # help lists these, not the console's words
 
     async def on_slash(self, body: dict[str, Any], origin: Origin) -> None:
         name = self._by_command.get(body.get("command", ""), "ask")
@@ -43,9 +44,12 @@ class Messages:
                 text=clean_text(body.get("text", "")), user_id=user,
                 channel_id=self.outbox.qualify(origin.team_id, channel, origin.enterprise_id), platform="slack",
                 via=Via.SLASH, command=name, can_manage=manage, guild_id=origin.team_id, default_timezone=tz,
+                command_names=self._names,
             )
             reply = await self.core.handle(request)
-            await self.outbox.respond(origin.response_url or body["response_url"], reply, ephemeral=reply.ephemeral)
+            url = origin.response_url or body["response_url"]
+            if not await self.outbox.respond(url, reply, ephemeral=reply.ephemeral):
+                await self.outbox.tell_rate_limited(client, channel, user)
         except Exception:
             log.exception("slack: answering %s failed", body.get("command"))
 
@@ -85,9 +89,16 @@ class Messages:
             request = Request(
                 text=text, user_id=user, channel_id=self.outbox.qualify(origin.team_id, channel, origin.enterprise_id),
                 platform="slack", via=via, can_manage=manage, guild_id=origin.team_id, default_timezone=tz,
+                command_names=self._names,
             )
             reply = await self.core.handle(request)
-            await self.outbox.send(client, channel, reply, thread=thread, user=user)
+            try:
+                await self.outbox.send(client, channel, reply, thread=thread, user=user)
+            except SlackApiError as e:
+                if e.response.status_code != 429:
+                    raise
+                log.warning("slack: the answer to a %s stayed rate limited; telling the asker", via.value)
+                await self.outbox.tell_rate_limited(client, channel, user)
         except Exception:
             log.exception("slack: answering a %s failed", via.value)
 

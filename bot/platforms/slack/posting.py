@@ -7,16 +7,19 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.platform import ChannelGone
 from bot.platforms.slack.install import Installations
 from bot.platforms.slack.render import render
+from bot.platforms.slack.retry import PatientRateLimitHandler
 from bot.reply import Reply
 
 log = logging.getLogger(__name__)
+
+RATE_LIMITED_NOTICE = ("Slack is limiting how fast I can post right now, so my answer did not go out. "
+                       "Please ask again in a minute.")
 
 # Web API errors meaning the bot can no longer post to a channel.
 GONE_ERRORS = frozenset({
@@ -61,25 +64,35 @@ class Outbox:
             retry_handlers=self.client.retry_handlers.copy() if retries is None else retries,
         )
 
-    async def respond(self, url: str, reply: Reply, *, ephemeral: bool, shared_by: str | None = None) -> None:
-        """Post ``reply`` to a response_url: ephemeral to the asker, or in the channel."""
+    async def respond(self, url: str, reply: Reply, *, ephemeral: bool, shared_by: str | None = None,
+                      replace: bool = False) -> bool:
+        """Post ``reply`` to a response_url: ephemeral to the asker, or in the channel (``replace``: in place of
+        the message whose button was pressed). False when Slack kept refusing it (rate limited)."""
         message = render(reply, public=not ephemeral, shared_by=shared_by)
         body = {
             "response_type": "ephemeral" if ephemeral else "in_channel",
-            "replace_original": False,
+            "replace_original": replace,
             **message.payload(),
         }
-        await self.post_response(url, body)
+        return await self.post_response(url, body)
 
-    async def post_response(self, url: str, body: dict[str, Any]) -> None:
+    async def post_response(self, url: str, body: dict[str, Any]) -> bool:
+        """POST ``body`` to a response_url, retrying 429s as Slack asks; False when it was not accepted."""
         hook = AsyncWebhookClient(
-            url, session=self._session, logger=self._sdk_log,
-            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
+            url, session=self._session, logger=self._sdk_log, retry_handlers=[PatientRateLimitHandler()],
         )
         response = await hook.send_dict(body)
         if response.status_code != 200:
             # The URL is a credential: log the status only.
             log.warning("slack: response_url answered %s (%s)", response.status_code, response.body[:100])
+        return response.status_code == 200
+
+    async def tell_rate_limited(self, client: AsyncWebClient, channel: str, user: str) -> None:
+        """Tell ``user`` (only them) that their answer could not be posted because Slack kept rate-limiting it."""
+        try:
+            await client.chat_postEphemeral(channel=channel, user=user, text=RATE_LIMITED_NOTICE)
+        except Exception as e:  # nothing more can be done; the log says so
+            log.warning("slack: could not tell %s that the answer was rate limited: %s", user, type(e).__name__)
 
     async def send(
         self, client: AsyncWebClient, channel: str, reply: Reply, *, thread: str | None, user: str,

@@ -125,12 +125,71 @@ def notice_block(text: str) -> Block:
     return {"type": "section", "text": _mrkdwn(plain(text, SECTION_LIMIT))}
 
 
-def card_blocks(card: QuoteCard, limit: int = SECTION_LIMIT) -> list[Block]:
-    """A section with the quote (matched words bold) and a context line under it."""
-    quote = fit(card.text, card.highlights, limit - 2)
-    blocks: list[Block] = [{"type": "section", "text": _mrkdwn(f"“{quote}”")}]
-    blocks.append({"type": "context", "elements": [_mrkdwn(context_line(card))]})
+def card_blocks(card: QuoteCard, limit: int = SECTION_LIMIT, number: int | None = None) -> list[Block]:
+    """A section with the quote (matched words bold) and a context line under it; ``number`` leads the quote
+    when the answer's quotes are numbered (their Context buttons say which)."""
+    head = f"{number}. " if number is not None else ""
+    if has_formatting(card.text):
+        blocks: list[Block] = [literal_quote(card.text, card.highlights, limit - 2 - len(head), head)]
+    else:
+        quote = fit(card.text, card.highlights, limit - 2 - len(head))
+        blocks = [{"type": "section", "text": _mrkdwn(f"{head}“{quote}”")}]
+    if has_formatting(f"{card.speaker or ''}{card.title}"):
+        blocks.append({"type": "context", "elements": literal_context(card)})
+    else:
+        blocks.append({"type": "context", "elements": [_mrkdwn(context_line(card))]})
     return blocks
+
+
+# mrkdwn has no escape for its formatting characters (only &, < and > are escaped), so text holding any of
+# them is sent as rich_text, whose text elements are shown literally with explicit styles (Block Kit's
+# recommended way to show user-provided text).
+FORMATTING = frozenset("*_~`")
+
+
+def has_formatting(text: str) -> bool:
+    """True when ``text`` holds a character mrkdwn would read as formatting."""
+    return any(ch in FORMATTING for ch in text)
+
+
+def rich_text(pieces: list[tuple[str, bool]]) -> Block:
+    """A rich_text block of literal ``(text, bold)`` pieces."""
+    elements: list[Block] = []
+    for text, bold in pieces:
+        if text:
+            elements.append({"type": "text", "text": text, **({"style": {"bold": True}} if bold else {})})
+    return {"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": elements}]}
+
+
+def literal_quote(text: str, highlights: tuple[tuple[int, int], ...], limit: int, head: str = "") -> Block:
+    """The quote, exactly as transcribed, matched words bold, cut at a word boundary to ``limit`` characters."""
+    shown, cut = text, False
+    if len(text) > limit:
+        shown = text[: max(limit - 1, 0)]
+        if " " in shown:
+            shown = shown.rsplit(" ", 1)[0]
+        shown, cut = shown.rstrip(), True
+    pieces, pos = [(head + "“", False)], 0
+    for s, e in sorted((max(0, s), min(len(shown), e)) for s, e in highlights):
+        s = max(s, pos)
+        if s < e:
+            pieces += [(shown[pos:s], False), (shown[s:e], True)]
+            pos = e
+    pieces.append((shown[pos:] + ("…" if cut else "") + "”", False))
+    return rich_text(pieces)
+
+
+def literal_context(card: QuoteCard) -> list[Block]:
+    """The context line as elements: speaker and title as literal plain text, the time as a link."""
+    parts: list[Block] = []
+    if card.speaker:
+        parts.append({"type": "plain_text", "text": card.speaker[:100], "emoji": False})
+    label = card.time_label or ("Open" if card.url else "")
+    if label:
+        parts.append(_mrkdwn(link(card.url, label)))
+    if card.title:
+        parts.append({"type": "plain_text", "text": card.title[:TITLE_LIMIT], "emoji": False})
+    return parts or [_mrkdwn("transcript")]
 
 
 def context_line(card: QuoteCard) -> str:
@@ -170,15 +229,17 @@ def render(reply: Reply, *, public: bool = False, shared_by: str | None = None) 
     if reply.text:
         block = notice_block(reply.text)
         blocks.append(block)
-        budget -= len(block["text"]["text"])
+        budget -= len(_block_text(block))
     actions = [a for a in reply.actions if not (public and a.kind is ActionKind.POST)]
     reserve = (1 if actions else 0) + (1 if shared_by else 0) + 1
     left_out = 0
+    numbered = len(reply.cards) > 1 or reply.first_number > 1
     for card in reply.cards:
         if len(blocks) + 2 + reserve > BLOCK_LIMIT or budget < 200:
             left_out += 1
             continue
-        part = card_blocks(card, min(SECTION_LIMIT, budget - 150))
+        number = reply.first_number + reply.cards.index(card) if numbered else None
+        part = card_blocks(card, min(SECTION_LIMIT, budget - 150), number)
         budget -= sum(len(_block_text(b)) for b in part)
         blocks.extend(part)
     if left_out:
@@ -203,6 +264,8 @@ def fallback_text(reply: Reply) -> str:
 
 
 def _block_text(block: Block) -> str:
+    if block.get("type") == "rich_text":
+        return "".join(e.get("text", "") for s in block["elements"] for e in s["elements"])
     if "text" in block:
         return block["text"]["text"]
     return "".join(e.get("text", "") for e in block.get("elements", ()) if isinstance(e.get("text"), str))
