@@ -4,7 +4,8 @@ Postings hold precomputed BM25 contributions (idf x saturated tf), term by term,
 query is a handful of vectorised adds; the raw tf is kept beside them, so a new build can
 recompute every contribution from the new global statistics (idf, average length) without
 re-analysing anything. Each passage's term sequence is kept too, for the phrase/proximity
-re-ranking and highlights. Passage texts live in one UTF-8 blob, decoded only for hits.
+re-ranking and highlights. Sources' texts live in one UTF-8 blob; a passage is a byte span
+of its source's text, decoded only for hits.
 
 A build on disk (a *generation*) is a folder of raw little-endian arrays plus
 ``meta.json``; ``meta["lengths"]`` says how many items of each array belong to it. A
@@ -30,6 +31,7 @@ import fcntl
 import functools
 import json
 import math
+import mmap
 import os
 import shutil
 import uuid
@@ -45,20 +47,19 @@ from retrieval.corpus import Corpus
 from retrieval.model import Passage, SourceInfo
 from retrieval.segments import SourceSegment, analyse_many, analyse_source, worker_count
 
-FORMAT_VERSION = 9
+FORMAT_VERSION = 10
 # name -> dtype; tok_cs/tok_ce are uint16 unless a passage is longer than 65,535 characters
 _DTYPES = {
     "p_cstart": np.int64, "p_cend": np.int64, "p_start": np.float64, "p_pos": np.float32,
-    "p_speaker": np.int32, "doc_len": np.int32, "tok_ptr": np.int64, "text_ptr": np.int64,
-    "tok_ids": np.int32, "tok_cs": np.uint16, "tok_ce": np.uint16, "texts": np.uint8,
-    "src_text": np.uint8, "quotes": np.uint8,
+    "p_speaker": np.int32, "doc_len": np.int32, "tok_ptr": np.int64, "p_bstart": np.int64, "p_bend": np.int64,
+    "tok_ids": np.int32, "tok_cs": np.uint16, "tok_ce": np.uint16, "src_text": np.uint8, "quotes": np.uint8,
     "indptr": np.int64, "docs": np.int32, "tf": np.uint16, "vals": np.float32,
     "p_src": np.int32, "src_doc": np.int64, "src_txt": np.int64, "src_quo": np.int64,
     "idf": np.float32, "df": np.int64, "dead": np.int32, "d_indptr": np.int64, "d_docs": np.int32, "d_tf": np.uint16,
 }
 # Append-only in delta generations: what one passage or source adds goes past the previous end.
-APPENDED = ("p_cstart", "p_cend", "p_start", "p_pos", "p_speaker", "doc_len", "tok_ptr", "text_ptr", "tok_ids",
-            "tok_cs", "tok_ce", "texts", "src_text", "quotes")
+APPENDED = ("p_cstart", "p_cend", "p_start", "p_pos", "p_speaker", "doc_len", "tok_ptr", "p_bstart", "p_bend",
+            "tok_ids", "tok_cs", "tok_ce", "src_text", "quotes")
 # The postings of the last full generation, shared unchanged by the delta generations after it.
 BASE_POSTINGS = ("indptr", "docs", "tf", "vals")
 _WIDE = {"tok_cs", "tok_ce"}
@@ -206,7 +207,7 @@ class Index:
 
     def passage(self, doc: int) -> Passage:
         a = self.a
-        s, e = int(a["text_ptr"][doc]), int(a["text_ptr"][doc + 1])
+        s, e = int(a["p_bstart"][doc]), int(a["p_bend"][doc])
         start = float(a["p_start"][doc])
         spk = int(a["p_speaker"][doc])
         sn = int(a["p_src"][doc])
@@ -215,7 +216,7 @@ class Index:
         return Passage(
             pid=doc,
             source_id=info.source_id,
-            text=bytes(a["texts"][s:e]).decode("utf-8"),
+            text=bytes(a["src_text"][s:e]).decode("utf-8"),
             char_start=int(a["p_cstart"][doc]),
             char_end=int(a["p_cend"][doc]),
             start=start_s,
@@ -304,17 +305,29 @@ class Sink:
         return {k: (np.concatenate(v) if v else np.zeros(0, self.dtypes[k])) for k, v in self._mem.items()}
 
 
+# Read a few items at a time at random places: no read-ahead, so only the pages used come in.
+_RANDOM_ACCESS = frozenset({"tok_ids", "tok_cs", "tok_ce", "src_text", "quotes", "p_bstart", "p_bend",
+                            "p_cstart", "p_cend", "p_start", "p_pos", "tok_ptr"})
+
+
 def _open_arrays(folder: Path, dtypes: dict[str, str], lengths: dict[str, int]) -> dict[str, np.ndarray]:
-    """Memory-map every array of a generation, each to its length in this generation (plain
-    ndarray views of ``np.memmap`` objects: slicing an ``np.memmap`` costs a Python-level
-    ``__array_finalize__`` on every access)."""
+    """Memory-map every array of a generation, each to its length in this generation.
+
+    Arrays read at random (tokens and texts of candidate passages) are advised as such, so
+    the kernel reads in the pages touched rather than whole runs around them.
+    """
     out = {}
     for name, dt in dtypes.items():
+        dtype = np.dtype(dt)
         n = lengths[name]
-        if n:
-            out[name] = np.memmap(folder / f"{name}.bin", dtype=np.dtype(dt), mode="r", shape=(n,)).view(np.ndarray)
-        else:
-            out[name] = np.zeros(0, np.dtype(dt))
+        if not n:
+            out[name] = np.zeros(0, dtype)
+            continue
+        with open(folder / f"{name}.bin", "rb") as f:
+            mm = mmap.mmap(f.fileno(), n * dtype.itemsize, access=mmap.ACCESS_READ)
+        if name in _RANDOM_ACCESS and hasattr(mmap, "MADV_RANDOM"):
+            mm.madvise(mmap.MADV_RANDOM)
+        out[name] = np.frombuffer(mm, dtype, n)
     return out
 
 
@@ -365,11 +378,10 @@ class _Appender:
         self.sink, self.speakers = sink, speakers
         self.speaker_ix = {s: i for i, s in enumerate(speakers)}
         n = sink.lengths
-        self.n_docs, self.n_toks, self.n_text = n["doc_len"], n["tok_ids"], n["texts"]
+        self.n_docs, self.n_toks = n["doc_len"], n["tok_ids"]
         self.n_src_text, self.n_quotes = n["src_text"], n["quotes"]
         if n["tok_ptr"] == 0:
             sink.add("tok_ptr", np.zeros(1, np.int64))
-            sink.add("text_ptr", np.zeros(1, np.int64))
         self.spans: list[tuple[int, int, int, int, int, int]] = []  # per source: docs, text, quotes
         self.doc_lens: list[np.ndarray] = []
         self.pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # fresh postings: term, doc, tf
@@ -386,21 +398,19 @@ class _Appender:
         sink, a = self.sink, ix.a
         d0, d1 = (int(x) for x in ix._src_doc[sn])
         t0, t1 = int(a["tok_ptr"][d0]), int(a["tok_ptr"][d1])
-        b0, b1 = int(a["text_ptr"][d0]), int(a["text_ptr"][d1])
+        s0, s1 = (int(x) for x in a["src_txt"].reshape(-1, 2)[sn])
         for k in ("p_cstart", "p_cend", "p_start", "p_pos", "p_speaker", "doc_len"):
             sink.add(k, a[k][d0:d1])
         self.doc_lens.append(np.asarray(a["doc_len"][d0:d1]))
         sink.add("tok_ptr", a["tok_ptr"][d0 + 1 : d1 + 1] - t0 + self.n_toks)
-        sink.add("text_ptr", a["text_ptr"][d0 + 1 : d1 + 1] - b0 + self.n_text)
+        sink.add("p_bstart", a["p_bstart"][d0:d1] - s0 + self.n_src_text)
+        sink.add("p_bend", a["p_bend"][d0:d1] - s0 + self.n_src_text)
         for k in ("tok_ids", "tok_cs", "tok_ce"):
             sink.add(k, a[k][t0:t1])
-        sink.add("texts", a["texts"][b0:b1])
-        s0, s1 = (int(x) for x in a["src_txt"].reshape(-1, 2)[sn])
         q0, q1 = (int(x) for x in a["src_quo"].reshape(-1, 2)[sn])
         sink.add("src_text", a["src_text"][s0:s1])
         sink.add("quotes", a["quotes"][q0:q1])
         self.n_toks += t1 - t0
-        self.n_text += b1 - b0
         self._record(d1 - d0, s1 - s0, q1 - q0)
 
     def fresh(self, seg: SourceSegment) -> None:
@@ -413,18 +423,17 @@ class _Appender:
         sink.add("doc_len", seg.doc_len)
         self.doc_lens.append(seg.doc_len)
         sink.add("tok_ptr", seg.tok_ptr[1:] + self.n_toks)
-        sink.add("text_ptr", seg.text_ptr[1:] + self.n_text)
+        sink.add("p_bstart", seg.bstart + self.n_src_text)
+        sink.add("p_bend", seg.bend + self.n_src_text)
         sink.add("tok_ids", seg.tok_ids)
         sink.add("tok_cs", seg.tok_cs)
         sink.add("tok_ce", seg.tok_ce)
-        sink.add("texts", seg.blob)
         src_bytes = seg.text.encode("utf-8")
         quote_bytes = json.dumps([_passage_row(q) for q in seg.quotes], ensure_ascii=False).encode("utf-8")
         sink.add("src_text", src_bytes)
         sink.add("quotes", quote_bytes)
         self.pieces.append((seg.post_term, seg.post_doc.astype(np.int64) + self.n_docs, seg.post_tf))
         self.n_toks += len(seg.tok_ids)
-        self.n_text += len(seg.blob)
         self._record(n, len(src_bytes), len(quote_bytes))
 
     def write_sources(self, n_docs: int) -> None:

@@ -13,11 +13,14 @@ own instead, so every passage gets exactly ``Analyzer.document_tokens(passage.te
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import multiprocessing as mp
 import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,8 +49,8 @@ class SourceSegment:
     tok_ids: np.ndarray  # -1 for stopwords
     tok_cs: np.ndarray  # token spans inside their passage
     tok_ce: np.ndarray
-    blob: bytes  # passage texts, UTF-8, one after another
-    text_ptr: np.ndarray  # local byte offsets into ``blob``
+    bstart: np.ndarray  # each passage's span in ``text`` encoded as UTF-8 (byte offsets)
+    bend: np.ndarray
     post_term: np.ndarray  # postings of this source: term, local passage, tf; by term then passage
     post_doc: np.ndarray
     post_tf: np.ndarray
@@ -109,9 +112,7 @@ def analyse_source(t: Transcript, analyzer: Analyzer, table: TermTable, key: str
     uniq, tf = np.unique(keys, return_counts=True)
     tok_ptr = np.zeros(n + 1, np.int64)
     np.cumsum(counts, out=tok_ptr[1:])
-    encoded = [p.text.encode("utf-8") for p in passages]
-    text_ptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.fromiter(map(len, encoded), np.int64, n), out=text_ptr[1:])
+    byte_at = _byte_offsets(text)
     return SourceSegment(
         info=info, key=key, name=name, text=text, quotes=seg.quotes,
         speakers=[p.speaker for p in passages],
@@ -119,10 +120,22 @@ def analyse_source(t: Transcript, analyzer: Analyzer, table: TermTable, key: str
         start=np.fromiter((math.nan if p.start is None else p.start for p in passages), np.float64, n),
         pos=np.fromiter((p.position for p in passages), np.float32, n),
         doc_len=doc_len, tok_ptr=tok_ptr, tok_ids=tok_ids, tok_cs=p_cs, tok_ce=p_ce,
-        blob=b"".join(encoded), text_ptr=text_ptr,
+        bstart=byte_at[cs], bend=byte_at[ce],
         post_term=(uniq // max(1, n)).astype(np.int32), post_doc=(uniq % max(1, n)).astype(np.int32),
         post_tf=tf.astype(np.uint16),
     )
+
+
+def _byte_offsets(text: str) -> np.ndarray:
+    """``out[i]`` is ``len(text[:i].encode("utf-8"))``, for every i up to ``len(text)``."""
+    out = np.zeros(len(text) + 1, np.int64)
+    if text.isascii():
+        out[1:] = np.arange(1, len(text) + 1)
+        return out
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+    width = 1 + (codes >= 0x80).astype(np.int64) + (codes >= 0x800) + (codes >= 0x10000)
+    np.cumsum(width, out=out[1:])
+    return out
 
 
 def _edges_inside_tokens(cs: np.ndarray, ce: np.ndarray, t_start: np.ndarray, t_end: np.ndarray) -> set[int]:
@@ -141,10 +154,11 @@ def _edges_inside_tokens(cs: np.ndarray, ce: np.ndarray, t_start: np.ndarray, t_
 
 # --- analysing many sources in worker processes ----------------------------------------------
 
-# Below this much transcript text (characters) sources are analysed in this process: starting
-# workers costs about a second, which a build of a few thousand passages does not pay back.
-PARALLEL_MIN_CHARS = 3_000_000
+# Below this much transcript text (characters, about 4,000 passages) sources are analysed in
+# this process: a small build does not pay back starting workers and shipping results.
+PARALLEL_MIN_CHARS = 600_000
 
+log = logging.getLogger(__name__)
 _worker: dict = {}
 
 
@@ -193,8 +207,28 @@ def worker_count(total_chars: int, sources: int) -> int:
 
 def analyse_many(jobs: list, analyzer: Analyzer, table: TermTable, workers: int) -> Iterator[SourceSegment | str]:
     """Segments of ``jobs`` ((loader or None, args or Transcript, key, name) each), in order,
-    analysed in ``workers`` processes; a job whose loader raised gives its message instead."""
-    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker, initargs=(analyzer,)) as pool:
-        for out in pool.map(_analyse_in_worker, jobs, chunksize=1):
-            yield out if isinstance(out, str) else _into_table(*out, table)
+    analysed in ``workers`` processes; a job whose loader raised gives its message instead.
+
+    Workers are forked when this process runs one thread (cheap, nothing re-imported), else
+    started by a fork server. Should the pool break, the remaining jobs are analysed here.
+    """
+    method = "fork" if threading.active_count() == 1 else "forkserver"
+    if method not in mp.get_all_start_methods():
+        method = "spawn"
+    done = 0
+    try:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_start_worker,
+                                 initargs=(analyzer,)) as pool:
+            for out in pool.map(_analyse_in_worker, jobs, chunksize=1):
+                done += 1
+                yield out if isinstance(out, str) else _into_table(*out, table)
+    except BrokenProcessPool:
+        log.warning("index build: worker processes failed; analysing the remaining %d sources here",
+                    len(jobs) - done)
+    for load, args, key, name in jobs[done:]:
+        try:
+            t = load(*args) if load is not None else args
+        except ValueError as e:
+            yield str(e)
+            continue
+        yield analyse_source(t, analyzer, table, key, name)
