@@ -74,6 +74,12 @@ def decode(payload: str) -> Decoded | None:
     return Decoded(Intent(head), query_key=query_key, offset=int(offset))
 
 
+def turns_page(payload: str) -> bool:
+    """True for a Previous/Next button of a paged list (adapters show the page in place of the one shown)."""
+    d = decode(payload)
+    return d is not None and d.intent is Intent.SOURCES
+
+
 def shares_publicly(payload: str) -> bool:
     """True when pressing this button posts its answer for everyone (adapters decide early how to defer)."""
     d = decode(payload)

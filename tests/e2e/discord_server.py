@@ -263,6 +263,11 @@ class LocalDiscord:
         data = {"id": self._command_id(name), "name": name, "type": 1, "options": options or []}
         return await self._interaction(2, data, user_id=user_id, channel_id=channel_id)
 
+    async def autocomplete(self, name: str, options: list[dict[str, Any]], *, user_id: str = MEMBER_ID) -> Sent:
+        """A user types into an option of ``/name``: ``options`` with the one being typed marked ``focused``."""
+        data = {"id": self._command_id(name), "name": name, "type": 1, "options": options}
+        return await self._interaction(4, data, user_id=user_id, channel_id=CHANNEL_ID)
+
     async def press(self, custom_id: str, message: dict[str, Any], *, user_id: str = MEMBER_ID) -> Sent:
         """A user presses the button ``custom_id`` under ``message`` (a message payload the bot sent)."""
         data = {"custom_id": custom_id, "component_type": 2}

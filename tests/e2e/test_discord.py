@@ -195,7 +195,7 @@ async def test_ask_answers_privately_with_timestamp_link_bold_words_and_buttons(
     assert "A reusable rocket changes everything" in plain(first["description"])
     assert first["thumbnail"]["url"] == "https://i.ytimg.com/vi/abcdefghijk/hqdefault.jpg"
     found = buttons(data)
-    assert set(found) == {"More", "Context", "Post to channel"}
+    assert set(found) == {"More", "Context 1", "Context 2", "Context 3", "Post to channel"}  # Context on each
     assert all(cid.startswith("qb:") for cid in found.values())
 
 
@@ -212,7 +212,7 @@ async def test_slow_answer_is_deferred_then_followed_up(fresh) -> None:
     assert follow_up.method == "POST" and follow_up.path.startswith(sent.webhook_path)
     assert "Landing the rocket back on the ship" in plain(embeds(follow_up)[0]["description"])
     assert pings_nobody(follow_up.body["allowed_mentions"])
-    assert "More" in buttons(follow_up.body) or "Context" in buttons(follow_up.body)
+    assert "More" in buttons(follow_up.body) or "Context 1" in buttons(follow_up.body)
 
     # A /quote is deferred publicly; when its answer turns out private (nothing found), it stays private.
     after = d.server.mark()
@@ -310,7 +310,7 @@ async def test_more_button_pages_and_context_button_widens(discord: Discord) -> 
     assert more.body["type"] == 4
     assert "Results 4" in message_data(more)["content"]
     assert not set(plain(e["description"]) for e in embeds(more)) & set(first_page), "the next page is new"
-    _, context = await discord.press(answer, "Context")
+    _, context = await discord.press(answer, "Context 1")
     widened = plain(embeds(context)[0]["description"])
     assert first_page[0].rstrip("…") in widened and len(widened) > len(first_page[0])
     assert message_data(context)["flags"] & EPHEMERAL
@@ -358,7 +358,7 @@ async def test_restart_keeps_buttons_working_and_does_not_resync(fresh) -> None:
         assert "Results 4" in message_data(more)["content"], "the button state survived the restart"
     else:
         assert "no longer have" in message_data(more)["content"]
-    _, context = await second.press(answer, "Context")
+    _, context = await second.press(answer, "Context 1")
     assert embeds(context) and message_data(context)["flags"] & EPHEMERAL
 
 
@@ -485,7 +485,7 @@ async def test_over_long_passages_are_trimmed_within_discord_limits(tricky: Disc
     total = sum(len(e["title"]) + len(e["description"]) + len(e["footer"]["text"]) for e in embeds(answer))
     assert total <= 6000
     assert min(len(d) for d in descriptions) > 1000, "each quote keeps a fair share"
-    assert custom_id_of(message_data(answer), "Context").startswith("qb:ctx:")
+    assert custom_id_of(message_data(answer), "Context 1").startswith("qb:ctx:")
 
 
 async def test_daily_post_renders_through_post_and_gone_channel_is_reported(tricky: Discord) -> None:

@@ -26,10 +26,11 @@ from discord.gateway import DiscordWebSocket
 
 from bot.commands import strip_prefix
 from bot.core import QuoteBot, apology, new_ref
-from bot.payloads import shares_publicly
+from bot.payloads import shares_publicly, turns_page
 from bot.platform import ChannelGone, DeliveryUnknown, PlatformUnavailable
 from bot.platforms.discord import daily as daily_posts
 from bot.platforms.discord import gateway
+from bot.platforms.discord.autocomplete import TopicChoices, zone_matching
 from bot.platforms.discord.render import ButtonSpec, DiscordMessage, payload_of, render
 from bot.platforms.discord.settings import DiscordSettings
 from bot.reply import Reply, Request, Via
@@ -38,6 +39,9 @@ from config.settings import PROJECT_ROOT, Settings, SettingsError
 log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
+# how help names the commands here (slash commands, not the console's words)
+COMMAND_NAMES = (("ask", "/ask"), ("quote", "/quote"), ("sources", "/sources"), ("daily", "/daily"),
+                 ("help", "/help"))
 ANSWER_GRACE = 5.0  # seconds a stop waits for answers under way before closing the gateway
 SYNC_STATE_FILE = "discord-commands.json"
 
@@ -273,6 +277,13 @@ class DiscordAdapter:
         async def quote(interaction: discord.Interaction, topic: str | None = None) -> None:
             await self._slash(interaction, "quote", topic or "")
 
+        topics = TopicChoices(self.core.searcher)
+
+        @quote.autocomplete("topic")
+        async def quote_topics(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+            found = await asyncio.to_thread(topics.matching, current)
+            return [app_commands.Choice(name=t, value=t) for t in found]
+
         @tree.command(name="sources", description="The transcripts I search, with links")
         async def sources(interaction: discord.Interaction) -> None:
             await self._slash(interaction, "sources", "")
@@ -281,7 +292,10 @@ class DiscordAdapter:
         async def help_(interaction: discord.Interaction) -> None:
             await self._slash(interaction, "help", "")
 
-        daily = app_commands.Group(name="daily", description="A quote posted to this channel every day")
+        # Discord sets default_member_permissions per top-level command only, so the whole group is shown to
+        # members with Manage Channels (who may change it); the daily posts themselves are for everyone.
+        daily = app_commands.Group(name="daily", description="A quote posted to this channel every day",
+                                   default_permissions=discord.Permissions(manage_channels=True))
 
         @daily.command(name="subscribe", description="Post a daily quote here (needs Manage Channels)")
         @app_commands.describe(
@@ -292,6 +306,10 @@ class DiscordAdapter:
             topic: str | None = None,
         ) -> None:
             await self._slash(interaction, "daily", " ".join(p for p in ("subscribe", time, timezone, topic) if p))
+
+        @subscribe.autocomplete("timezone")
+        async def subscribe_zones(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+            return [app_commands.Choice(name=z, value=z) for z in zone_matching(current)]
 
         @daily.command(name="off", description="Stop the daily quote here (needs Manage Channels)")
         async def off(interaction: discord.Interaction) -> None:
@@ -359,6 +377,11 @@ class DiscordAdapter:
             return
         try:
             request = self._interaction_request(interaction, "", None, Via.BUTTON)
+            if turns_page(payload):  # Previous/Next: the page takes the place of the one shown
+                reply = await self.core.handle_action(payload, request)
+                kwargs = self._message_kwargs(render(reply))
+                await interaction.response.edit_message(**kwargs)
+                return
             guess = False if shares_publicly(payload) else self.settings.ephemeral
             await self._answer(interaction, self.core.handle_action(payload, request), guess)
         except Exception:
@@ -413,6 +436,7 @@ class DiscordAdapter:
             command=command,
             can_manage=interaction.permissions.manage_channels if in_guild else True,
             guild_id=str(interaction.guild_id) if in_guild else None,
+            command_names=COMMAND_NAMES,
         )
 
     async def _on_tree_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
@@ -451,6 +475,7 @@ class DiscordAdapter:
                 via=via,
                 can_manage=self._can_manage(message),
                 guild_id=str(message.guild.id) if message.guild else None,
+                command_names=COMMAND_NAMES,
             )
             reply = await self.core.handle(request)
             target = message.thread or message.channel

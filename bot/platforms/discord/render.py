@@ -104,7 +104,8 @@ def render(reply: Reply, *, public: bool = False) -> DiscordMessage:
     text = escape(reply.text.strip())
     content, lead = (text, "") if size(text) <= CONTENT_LIMIT else ("", text)
     cards = reply.cards[: EMBED_LIMIT - (1 if lead else 0)]
-    embeds = _embeds(lead, cards)
+    first = reply.first_number if len(cards) > 1 or reply.first_number > 1 else None
+    embeds = _embeds(lead, cards, first)
     if not content and not embeds:
         content = "(nothing to show)"
     buttons = tuple(
@@ -165,8 +166,11 @@ def _bold_spans(text: str, highlights: tuple[tuple[int, int], ...]) -> str:
     return "".join(out)
 
 
-def _embeds(lead: str, cards: tuple[QuoteCard, ...]) -> list[discord.Embed]:
-    fixed = [(trim_words(escape(c.title or c.source_id), TITLE_LIMIT), footer(c)) for c in cards]
+def _embeds(lead: str, cards: tuple[QuoteCard, ...], first: int | None = None) -> list[discord.Embed]:
+    # numbered quotes ("4. speaker · 1:02") match their "Context 4" buttons
+    fixed = [(trim_words(escape(c.title or c.source_id), TITLE_LIMIT),
+              footer(c) if first is None else trim_words(f"{first + i}. {footer(c)}", FOOTER_LIMIT))
+             for i, c in enumerate(cards)]
     fixed_cost = sum(size(t) + size(f) for t, f in fixed)
     wants = ([size(lead)] if lead else []) + [size(marked(c.text, c.highlights)) for c in cards]
     budgets = _share(wants, TOTAL_LIMIT - fixed_cost, DESCRIPTION_LIMIT)
