@@ -20,9 +20,11 @@ import Stemmer
 
 from retrieval.text import CJK, CJK_RANGES, CJK_RUN
 
-_TOKEN = re.compile(rf"[{CJK_RANGES}]+|[^\W_{CJK_RANGES}]+(?:['’][^\W_{CJK_RANGES}]+)*")
+# (possessive runs: a run of word characters never needs giving back, since what may follow it
+# is never a word character; the same matches without backtracking)
+_TOKEN = re.compile(rf"[{CJK_RANGES}]++|[^\W_{CJK_RANGES}]++(?:['’][^\W_{CJK_RANGES}]++)*+")
 # (the look-behind only skips hopeless starts inside a word: same matches, linear time)
-_COMPOUND = re.compile(rf"(?<![^\W_{CJK_RANGES}])[^\W_{CJK_RANGES}]+(?:-[^\W_{CJK_RANGES}]+)+")
+_COMPOUND = re.compile(rf"(?<![^\W_{CJK_RANGES}])[^\W_{CJK_RANGES}]++(?:-[^\W_{CJK_RANGES}]++)+")
 _CJK, _CJK_RUN = CJK, CJK_RUN
 _TOKEN_SPLIT = re.compile(f"({_TOKEN.pattern})")
 
@@ -248,13 +250,15 @@ class Analyzer:
         match = np.repeat(np.arange(len(words)), counts)
         out = TokenArrays(ids[match], w_start[match], w_end[match], w_start[match])
         if len(cjk):
-            first = np.cumsum(counts) - counts
-            for i, run in zip(cjk.tolist(), runs, strict=True):
-                at, n = int(first[i]), int(counts[i])
-                grams = [run] if len(run) == 1 else [run[j : j + 2] for j in range(len(run) - 1)]
-                out.ids[at : at + n] = list(map(table.gram_id.__getitem__, grams))
-                out.start[at : at + n] = w_start[i] + np.arange(n)
-                out.end[at : at + n] = out.start[at : at + n] + min(2, len(run))
+            # every run's bigrams (a one-character run is its own gram) in one pass
+            grams = [g for run in runs for g in (map(str.__add__, run[:-1], run[1:]) if len(run) > 1 else (run,))]
+            n_per = counts[cjk]
+            local = np.arange(len(grams)) - np.repeat(np.cumsum(n_per) - n_per, n_per)
+            at = np.repeat((np.cumsum(counts) - counts)[cjk], n_per) + local
+            out.ids[at] = np.fromiter(map(table.gram_id.__getitem__, grams), np.int64, len(grams))
+            out.start[at] = np.repeat(w_start[cjk], n_per) + local
+            widths = np.minimum(2, np.fromiter(map(len, runs), np.int64, len(runs)))
+            out.end[at] = out.start[at] + np.repeat(widths, n_per)
         if "-" in text:
             out = self._compounds(text, out, table, match, w_start, w_end)
         if self._aliases and len(out.ids):
