@@ -1,4 +1,5 @@
-"""Everything the Slack adapter sends: response_url answers, chat.postMessage / postEphemeral, daily posts."""
+"""Everything the Slack adapter sends: response_url answers, chat.postMessage / postEphemeral (daily posts:
+``bot.platforms.slack.daily``)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,9 @@ import logging
 from typing import Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.platform import ChannelGone
 from bot.platforms.slack.install import Installations
 from bot.platforms.slack.render import render
 from bot.platforms.slack.retry import PatientRateLimitHandler
@@ -21,18 +20,12 @@ log = logging.getLogger(__name__)
 RATE_LIMITED_NOTICE = ("Slack is limiting how fast I can post right now, so my answer did not go out. "
                        "Please ask again in a minute.")
 
-# Web API errors meaning the bot can no longer post to a channel.
-GONE_ERRORS = frozenset({
-    "channel_not_found", "is_archived", "not_in_channel", "account_inactive", "token_revoked",
-    "invalid_auth", "team_access_not_granted", "ekm_access_denied", "restricted_action",
-})
-
 
 class Outbox:
     """Sends replies to Slack over one aiohttp session (opened by ``open``, closed by ``close``).
 
-    In multi-workspace mode (``installations`` given) channel ids carry their team (``T123:C456``),
-    so a daily post finds the team's token.
+    In multi-workspace mode (``installations`` given) channel ids carry their team (``T123:C456``, or
+    ``E1:T123:C456`` in an Enterprise Grid organisation), so a daily post finds the team's token.
     """
 
     def __init__(self, client: AsyncWebClient, installations: Installations | None, logger: logging.Logger) -> None:
@@ -110,27 +103,3 @@ class Outbox:
             channel=channel, thread_ts=thread, text=message.text, blocks=message.blocks,
             unfurl_links=False, unfurl_media=False,
         )
-
-    async def post(self, channel_id: str, reply: Reply) -> None:
-        """Post ``reply`` publicly (daily quotes). Raises ``ChannelGone`` when posting is no longer possible."""
-        team, _, channel = channel_id.rpartition(":")
-        message = render(reply, public=True)
-        try:
-            client = await self._client_for(team or None)
-            await client.chat_postMessage(
-                channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
-            )
-        except SlackApiError as e:
-            error = e.response.get("error", "")
-            if error in GONE_ERRORS:
-                raise ChannelGone(f"slack channel {channel_id}: {error}") from None
-            raise
-
-    async def _client_for(self, team: str | None) -> AsyncWebClient:
-        """The Web client for ``team``: the single bot token, or the team's installation."""
-        if self.installations is None:
-            return self.web_for(self.client.token)
-        token = await self.installations.bot_token(team)
-        if token is None:
-            raise ChannelGone(f"slack team {team}: the app is not installed")
-        return self.web_for(token)
