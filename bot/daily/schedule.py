@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from bot.daily.zones import zone_for_city
 from bot.store import Subscription
 
 Clock = Callable[[], datetime]
@@ -41,7 +42,8 @@ def parse_time(token: str) -> str:
 
 
 def looks_like_zone(token: str) -> bool:
-    return "/" in token or token.upper() in ("UTC", "GMT")
+    """An IANA name, UTC/GMT, or a city that names exactly one zone (``berlin``), not a topic word."""
+    return "/" in token or token.upper() in ("UTC", "GMT") or zone_for_city(token) is not None
 
 
 @functools.lru_cache(maxsize=1)
@@ -56,7 +58,7 @@ def resolve_zone(name: str) -> str:
         return name
     except (ZoneInfoNotFoundError, ValueError):
         pass
-    found = _zones_by_casefold().get(name.casefold())
+    found = _zones_by_casefold().get(name.casefold()) or zone_for_city(name)
     if found is None:
         raise BadInput(f"Unknown time zone “{name}”. Use an IANA name such as Europe/Berlin, America/New_York or UTC.")
     return found

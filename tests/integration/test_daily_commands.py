@@ -169,5 +169,8 @@ async def test_help_and_unknown_subcommands_explain_the_commands(bot: QuoteBot) 
     reply = await bot.handle(ask("daily"))
     assert "daily subscribe [HH:MM] [Area/City] [topic]" in reply.text and "default 09:00, Europe/Berlin" in reply.text
     assert "Manage Channels" in reply.text and reply.ephemeral
-    reply = await bot.handle(ask("daily sometimes"))
+    # "daily sometimes" typed in a message is a question (a command word counts only with its own arguments);
+    # as the /daily slash command, the unknown subcommand is explained.
+    reply = await bot.handle(Request(text="sometimes", command="daily", user_id="u1", channel_id="c1",
+                                     platform="discord", via=Via.SLASH, can_manage=True, guild_id="g1"))
     assert reply.text.startswith("I don't know `daily sometimes`.") and "daily status" in reply.text
