@@ -89,6 +89,7 @@ class Options:
     corpus: Path
     manifest: Path | None
     sizes: tuple[int, ...] = ()
+    build_workers: int | None = None
 
 
 @dataclass(slots=True)
@@ -99,6 +100,7 @@ class Workload:
     analyzer: Analyzer
     queries: list[str]
     gen_seconds: float
+    build_workers: int | None = None  # None: quotebot's own choice
 
 
 @dataclass(slots=True)
@@ -280,7 +282,7 @@ def workload(opts: Options) -> tuple[Workload, list[str]]:
     corpus, texts = synthetic_corpus(real, opts.passages, opts.per_source, rng)
     analyzer = Analyzer(corpus.glossary, corpus.speaker_names())
     queries = make_queries(texts, analyzer, opts.queries, rng)
-    return Workload(corpus, analyzer, queries, time.perf_counter() - t0), texts
+    return Workload(corpus, analyzer, queries, time.perf_counter() - t0, opts.build_workers), texts
 
 
 # --- measuring in child processes ---------------------------------------------------------
@@ -397,7 +399,7 @@ def quotebot_build(w: Workload, root: Path) -> dict:
         if done == total:
             marks["analysed"] = time.perf_counter()
 
-    index = build(w.corpus, w.analyzer, PARAMS, progress)
+    index = build(w.corpus, w.analyzer, PARAMS, progress, workers=w.build_workers)
     built = time.perf_counter()
     _, save_s = _timed(lambda: IndexStore(root).publish(index))
     return {"build_s": built - t0, "analyse_s": marks.get("analysed", built) - t0, "save_s": save_s,
@@ -677,7 +679,8 @@ def print_report(opts: Options, w: Workload, rows: dict[str, Row], info: dict) -
     print(f"quotebot search speed — {opts.passages:,} synthetic passages from {len(w.corpus.transcripts)} episodes, "
           f"{info['tokens']:,} indexed terms ({info['tokens'] / opts.passages:.1f}/passage), vocabulary "
           f"{info['vocab']:,}; {len(w.queries)} queries ({info['avg_terms']:.1f} terms each); seed {opts.seed}")
-    print(f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs, load average "
+    print(f"quotebot build workers: {'auto' if w.build_workers is None else w.build_workers}; "
+          f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs, load average "
           f"{info['load'][0]:.1f} -> {info['load'][1]:.1f} during the run")
     print("peak MB = peak RSS growth of the phase's own forked process (VmHWM - VmRSS at its start); "
           + ("latencies from a cold first pass" if opts.cold else "latencies after an untimed warm-up pass"))
@@ -728,6 +731,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--per-source", type=int, default=1000, help="passages per synthetic episode (default 1000)")
     p.add_argument("--cold", action="store_true",
                    help="time the first pass over the queries (default: one untimed warm-up pass first)")
+    p.add_argument("--build-workers", type=int, default=None, dest="build_workers",
+                   help="worker processes for quotebot's build (default: its own choice; 0: none)")
     p.add_argument("--corpus", type=Path, default=ROOT / "data" / "transcripts", help="real transcripts to draw from")
     p.add_argument("--manifest", type=Path, default=ROOT / "config" / "corpus.toml", help="their corpus.toml")
     a = p.parse_args(argv)
@@ -740,7 +745,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     if a.per_source < 10:
         p.error("--per-source must be at least 10")
     return Options(a.passages[0], a.queries, a.rank_queries, a.seed, a.per_source, a.cold, a.corpus,
-                   a.manifest if a.manifest.is_file() else None, tuple(a.passages))
+                   a.manifest if a.manifest.is_file() else None, tuple(a.passages), a.build_workers)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -348,12 +348,6 @@ def _source_info(row: dict) -> SourceInfo:
                          "chapters": tuple((float(c[0]), str(c[1])) for c in row.get("chapters", ()))})
 
 
-def _passage_row(p: Passage) -> dict:
-    return {"pid": p.pid, "source_id": p.source_id, "text": p.text, "char_start": p.char_start,
-            "char_end": p.char_end, "start": p.start, "speaker": p.speaker, "position": p.position,
-            "chapter": p.chapter}
-
-
 def _source_meta(info: SourceInfo, key: str, name: str) -> dict:
     return {"info": {**asdict(info), "speakers": list(info.speakers)}, "key": key, "name": name}
 
@@ -429,7 +423,7 @@ class _Appender:
         sink.add("tok_cs", seg.tok_cs)
         sink.add("tok_ce", seg.tok_ce)
         src_bytes = seg.text.encode("utf-8")
-        quote_bytes = json.dumps([_passage_row(q) for q in seg.quotes], ensure_ascii=False).encode("utf-8")
+        quote_bytes = seg.quote_json
         sink.add("src_text", src_bytes)
         sink.add("quotes", quote_bytes)
         self.pieces.append((seg.post_term, seg.post_doc.astype(np.int64) + self.n_docs, seg.post_tf))
@@ -635,8 +629,9 @@ def generation_meta(sources: list[dict], table: TermTable, speakers: list[str], 
 
 
 def build(corpus: Corpus, analyzer: Analyzer, params: BM25Params | None = None,
-          progress: Callable[[int, int], None] | None = None) -> Index:
-    """Segment, analyse and index every transcript of a corpus, in memory."""
+          progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> Index:
+    """Segment, analyse and index every transcript of a corpus, in memory; in ``workers``
+    processes (None: one per core when the corpus is large enough, 0: in this process)."""
     params = params or BM25Params()
     table = TermTable()
     sink = Sink(None)
@@ -650,7 +645,7 @@ def build(corpus: Corpus, analyzer: Analyzer, params: BM25Params | None = None,
             progress(done[0], total)
 
     chars = sum(len(u.text) for t in corpus.transcripts for u in t.utterances)
-    workers = worker_count(chars, total)
+    workers = worker_count(chars, total) if workers is None else min(workers, total)
     if workers:
         segs = analyse_many([(None, t, "", "") for t in corpus.transcripts], analyzer, table, workers)
     else:

@@ -13,6 +13,7 @@ own instead, so every passage gets exactly ``Analyzer.document_tokens(passage.te
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import multiprocessing as mp
@@ -38,7 +39,7 @@ class SourceSegment:
     key: str
     name: str  # the file, relative to the corpus folder ('' when not from a folder)
     text: str  # the joined text passages are spans of
-    quotes: list[Passage]
+    quote_json: bytes  # the stand-alone quote candidates, as stored (UTF-8 JSON rows)
     speakers: list[str | None]  # per passage
     cstart: np.ndarray
     cend: np.ndarray
@@ -58,6 +59,16 @@ class SourceSegment:
     @property
     def size(self) -> int:
         return len(self.cstart)
+
+    @property
+    def quotes(self) -> list[Passage]:
+        return [Passage(**q) for q in json.loads(self.quote_json.decode("utf-8"))]
+
+
+def _quote_row(p: Passage) -> dict:
+    return {"pid": p.pid, "source_id": p.source_id, "text": p.text, "char_start": p.char_start,
+            "char_end": p.char_end, "start": p.start, "speaker": p.speaker, "position": p.position,
+            "chapter": p.chapter}
 
 
 def analysis_key(analyzer_version: str, glossary: dict[str, tuple[str, ...]]) -> str:
@@ -114,7 +125,8 @@ def analyse_source(t: Transcript, analyzer: Analyzer, table: TermTable, key: str
     np.cumsum(counts, out=tok_ptr[1:])
     byte_at = _byte_offsets(text)
     return SourceSegment(
-        info=info, key=key, name=name, text=text, quotes=seg.quotes,
+        info=info, key=key, name=name, text=text,
+        quote_json=json.dumps([_quote_row(q) for q in seg.quotes], ensure_ascii=False).encode("utf-8"),
         speakers=[p.speaker for p in passages],
         cstart=cs, cend=ce,
         start=np.fromiter((math.nan if p.start is None else p.start for p in passages), np.float64, n),
