@@ -26,6 +26,7 @@ from discord.gateway import DiscordWebSocket
 
 from bot.commands import strip_prefix
 from bot.core import QuoteBot, apology, new_ref
+from bot.daily.scheduler import SendLimits
 from bot.payloads import shares_publicly, turns_page
 from bot.platform import ChannelGone, DeliveryUnknown, PlatformUnavailable
 from bot.platforms.discord import daily as daily_posts
@@ -75,6 +76,9 @@ def cache_dir(settings: Settings) -> Path:
 
 class DiscordAdapter:
     """Runs one discord.py client (sharded when shard settings are given) for a ``QuoteBot``."""
+
+    # Daily posts: well under the global 50 requests/s, and within a channel's bucket (5 messages per 5 s).
+    daily_limits = SendLimits(concurrency=10, channel_interval=1.0)
 
     def __init__(self, core: QuoteBot, settings: Settings, discord_settings: DiscordSettings, *,
                  store: Any = None) -> None:

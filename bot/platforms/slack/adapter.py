@@ -26,6 +26,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import QuoteBot
+from bot.daily.scheduler import SendLimits
 from bot.http import HttpServer
 from bot.platform import PlatformUnavailable
 from bot.platforms.slack.actions import Actions
@@ -59,6 +60,9 @@ class SlackAdapter:
     that server. ``engine`` (the daily store's database engine, when there is one) keeps the OAuth
     installations next to the daily subscriptions.
     """
+
+    # Daily posts: chat.postMessage allows about one message per second in a channel.
+    daily_limits = SendLimits(concurrency=8, channel_interval=1.0)
 
     def __init__(self, core: QuoteBot, slack: SlackSettings, http: HttpServer, *, database_url: str = "",
                  engine: Any = None, store: Any = None) -> None:
