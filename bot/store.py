@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     delete,
     event,
     func,
@@ -392,6 +393,20 @@ class Store:
                 won.append(Post(post_id, sub_id, day, None, c.status, 0, c.owner, c.lease_until,
                                 c.last_error[:500] if c.last_error else None, now, None, now))
         return won
+
+    async def mark_sent(self, rows: Sequence[tuple[int, str, datetime]]) -> None:
+        """Record many (post id, owner token, sent at) as sent, each only while still 'sending' under that
+        token: one statement run for every row, in one transaction."""
+        if not rows:
+            return
+        at = bindparam("b_at", type_=UtcDateTime)
+        stmt = (
+            update(posts)
+            .where(posts.c.id == bindparam("b_id"), posts.c.owner == bindparam("b_owner"), posts.c.status == SENDING)
+            .values(status=SENT, sent_at=at, updated_at=at, lease_until=None, last_error=None)
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt, [dict(b_id=i, b_owner=o, b_at=t) for i, o, t in rows])
 
     async def renew_leases(self, owners: Collection[str], until: datetime, *, now: datetime) -> int:
         """Heartbeat: extend the lease of every row still held under one of ``owners`` (unique claim tokens)."""

@@ -178,6 +178,14 @@ class _Tick:
     at: Clock
     pools: dict[str | None, list[Hit]] = field(default_factory=dict)
     counts: dict[int, dict[str, int]] = field(default_factory=dict)
+    # Posts delivered but not yet recorded 'sent' (written in batches; until then their lease is renewed).
+    sent: list[tuple[_Job, datetime]] = field(default_factory=list)
+    sent_since: float = 0.0
+    queued: set[str] = field(default_factory=set)  # tokens of the posts in ``sent``
+
+
+SENT_BATCH = 200  # delivered posts recorded 'sent' per statement batch
+SENT_WAIT = 0.5  # seconds a delivered post may wait for its batch
 
 
 class _Lane:
@@ -368,6 +376,7 @@ class DailyScheduler:
         claimed = loop.time()
         ctx = _Tick(at, counts=await self.store.key_counts_many({j.sub.id for j in jobs}))
         outcomes = list(await asyncio.gather(*(self._run(job, ctx) for job in jobs)))
+        await self._record_sent(ctx)
         resolved = sum(1 for j in jobs if j.resolve)
         self.last_tick = TickStats(len(jobs) - resolved, resolved, claimed - started, loop.time() - started)
         log.info("daily: tick took %d posts (%d to look up) in %.2f s, done in %.2f s", len(jobs) - resolved,
@@ -455,8 +464,26 @@ class DailyScheduler:
             log.exception("daily: post %d (subscription %d) hit an error", post.id, sub.id)
             result = "error"
         finally:
-            self._held.discard(job.token)
+            if job.token not in ctx.queued:
+                self._held.discard(job.token)
+        if ctx.sent and (len(ctx.sent) >= SENT_BATCH or asyncio.get_running_loop().time() - ctx.sent_since > SENT_WAIT):
+            await self._record_sent(ctx)
         return Outcome(post.id, sub.id, post.local_date, result)
+
+    async def _record_sent(self, ctx: _Tick) -> None:
+        """Write the batch of delivered posts as 'sent'. Should it fail, the rows stay 'sending' and, once their
+        lease runs out, are settled by asking the platform (which finds them)."""
+        batch, ctx.sent = ctx.sent, []
+        if not batch:
+            return
+        try:
+            await self.store.mark_sent([(job.post.id, job.token, at) for job, at in batch])
+        except Exception:
+            log.exception("daily: recording %d delivered posts failed; they will be looked up", len(batch))
+        finally:
+            for job, _ in batch:
+                ctx.queued.discard(job.token)
+                self._held.discard(job.token)
 
     async def _release(self, job: _Job, now: datetime) -> str:
         """Hand a row not yet started back at a stop, free for any instance at once."""
@@ -511,7 +538,13 @@ class DailyScheduler:
         except Exception as exc:
             return await self._failed_attempt(job, ctx.at(), due, f"{type(exc).__name__}: {exc}",
                                               from_status=SENDING, attempts=attempts)
-        return await self._sent(job, ctx.at(), [SENDING])
+        if not ctx.sent:
+            ctx.sent_since = asyncio.get_running_loop().time()
+        ctx.sent.append((job, ctx.at()))
+        ctx.queued.add(job.token)
+        log.info("daily: posted to %s channel %s for %s (post %d)", sub.platform, sub.channel_id, post.local_date,
+                 post.id)
+        return "sent"
 
     async def _sent(self, job: _Job, now: datetime, from_status: list[str], how: str = "posted") -> str:
         post, sub = job.post, job.sub

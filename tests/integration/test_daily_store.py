@@ -276,3 +276,18 @@ async def test_shown_counts_for_many_subscriptions_at_once(store: Store) -> None
     counts = await store.key_counts_many([a, b, 999])
     assert counts == {a: {"k1": 2, "k2": 1}, b: {"k3": 1}, 999: {}}
     assert counts[a] == await store.key_counts(a)
+
+
+async def test_delivered_posts_are_recorded_sent_in_a_batch_only_under_their_own_token(store: Store) -> None:
+    ids = await add_subscriptions(store, ["a", "b", "c"])
+    rows = []
+    for sid, owner in zip(ids, ("me#1", "me#2", "other#1"), strict=True):
+        post = await store.claim(sid, date(2024, 6, 1), now=NOW, owner=owner, lease_until=NOW)
+        await store.transition(post.id, now=NOW, from_status=[CLAIMED], status=SENDING)
+        rows.append(post.id)
+    later = NOW + timedelta(seconds=5)
+    # The third row's token is not ours (it was taken over): it is left alone.
+    await store.mark_sent([(rows[0], "me#1", later), (rows[1], "me#2", later), (rows[2], "me#3", later)])
+    done = [await store.post_by_id(i) for i in rows]
+    assert [(p.status, p.sent_at, p.lease_until) for p in done] == [(SENT, later, None), (SENT, later, None),
+                                                                  (SENDING, None, NOW)]
