@@ -11,7 +11,8 @@
   delivery_key=key)``; the key (``delivery_key``) is the same for every attempt at the row, and the platform
   carries it with the message (Discord's nonce, Slack's message metadata). A send is bounded by ``send_timeout``
   (shorter than the lease, so the row cannot be taken over while its send may still be under way). Afterwards
-  ``sent``. ``ChannelGone`` marks the day ``failed`` and turns the subscription off; any other error is a failed
+  ``sent`` (written in batches; should that write be lost, the row is still ``sending`` and its look-up finds the
+  message). ``ChannelGone`` marks the day ``failed`` and turns the subscription off; any other error is a failed
   attempt, retried with backoff (same quote, same key) up to ``max_attempts`` and within the grace window.
 * **Unknown delivery is resolved, not guessed.** When the outcome is unknown (``DeliveryUnknown``: timeout, 5xx,
   connection lost; our own deadline; or the owner died inside the send, found as a ``sending`` row whose lease ran
