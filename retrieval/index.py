@@ -256,7 +256,11 @@ class Sink:
         for k in _DTYPES:
             path = folder / f"{k}.bin"
             if after is not None and k in APPENDED + BASE_POSTINGS:
-                os.link(after.folder / f"{k}.bin", path)
+                try:
+                    os.link(after.folder / f"{k}.bin", path)
+                except OSError as e:  # a file system without hard links
+                    self.finish()
+                    raise NeedsFullBuild(f"cannot link {k}.bin: {e}") from e
                 self.dtypes[k] = after.a[k].dtype.type
                 self.lengths[k] = len(after.a[k])
                 if k in APPENDED:
