@@ -31,14 +31,6 @@ MAX_QUERY_CHARS = 300
 SOURCES_PER_PAGE = 10
 SOURCES_PAGE_CHARS = 1700  # one page fits a Discord message (2,000) and a Slack section (3,000)
 
-HELP = """I answer questions with verbatim quotes from the transcripts I know.
-  ask <question>   the three passages that best answer it (or just ask the question)
-  quote [topic]    one quote, at random or about a topic
-  sources          the transcripts I search, with links
-  daily ...        a quote posted to this channel every day (daily help)
-  help             this text
-Every quote is word for word from a transcript, with a link to the moment."""
-
 
 class DailyCommands(Protocol):
     """What the core needs from the daily-post service (``bot.daily``)."""
