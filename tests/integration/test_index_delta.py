@@ -113,3 +113,24 @@ def test_a_broken_new_version_keeps_its_last_good_segment_in_a_delta(small_corpu
     assert s.refresh() is True
     assert "Raptor engine" in s.search("raptor methane")[0].text and not s.search("merlin")
     assert "Greenland" in s.search("glaciers greenland")[0].text
+
+
+def test_a_running_searcher_serves_the_delta_then_the_merge_made_in_the_background(small_corpus, tmp_path):
+    import time
+
+    ix = tmp_path / "ix"
+    eager = DeltaPolicy(min_passages=0, merge_share=0.01, max_share=1.0)
+    s = open_searcher(small_corpus, small_corpus / "corpus.toml", ix, policy=eager)
+    (small_corpus / "ice.srt").write_text(EPISODE, encoding="utf-8")
+    assert s.refresh() is True  # the delta goes live at once; its merge starts in a thread
+    assert "Greenland" in s.search("glaciers greenland")[0].text
+    store = IndexStore(ix)
+    for _ in range(600):  # the merge publishes a full generation of the same content
+        meta = store.live_meta()
+        if meta and meta["exact"]:
+            break
+        time.sleep(0.1)
+    assert store.live_meta()["exact"]
+    assert s.refresh() is True and s.index.meta["exact"] and not len(s.index.dead)
+    assert "Greenland" in s.search("glaciers greenland")[0].text and "Raptor engine" in s.search("raptor")[0].text
+    assert s.refresh() is False
