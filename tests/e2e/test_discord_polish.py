@@ -86,7 +86,7 @@ async def test_sources_are_paged_with_previous_and_next(discord: Discord):
 
 
 async def test_every_quote_has_context_and_a_shared_answer_shows_the_question(discord: Discord):
-    sent, answer = await discord.ask("rocket")
+    _, answer = await discord.ask("rocket")
     labels = set(buttons(message_data(answer)))
     assert {"Context 1", "Context 2", "Context 3"} <= labels
     footers = [e["footer"]["text"] for e in message_data(answer)["embeds"]]
