@@ -69,6 +69,26 @@ class Adapter(Protocol):
         ``ChannelGone`` when it can never be delivered there, any other exception when it may be retried."""
 
 
+@runtime_checkable
+class ChannelPoster(Protocol):
+    """What the daily scheduler and ``daily subscribe`` need of a platform with channels (``daily_posts``).
+
+    ``post`` carries ``delivery_key`` with the message (Discord: nonce with ``enforce_nonce``; Slack: message
+    metadata), so that a send whose outcome is unknown (``DeliveryUnknown``) can be looked up with
+    ``find_delivery`` instead of being resent blindly: True when it arrived, False when it is known not to
+    have, None while that cannot be told yet. ``can_post`` is None when the bot may post in the channel,
+    else a short reason saying how to fix it; ``tell_user`` sends one private note (a lost channel).
+    """
+
+    async def post(self, channel_id: str, reply: Reply, *, delivery_key: str | None = None) -> None: ...
+
+    async def find_delivery(self, channel_id: str, delivery_key: str) -> bool | None: ...
+
+    async def can_post(self, channel_id: str) -> str | None: ...
+
+    async def tell_user(self, user_id: str, channel_id: str, text: str) -> None: ...
+
+
 class PlatformSettings(Protocol):
     """What the core needs to know of a platform's own (typed, frozen) settings."""
 
