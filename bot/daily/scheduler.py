@@ -75,7 +75,7 @@ __all__ = ["ChannelGone", "DailyScheduler", "DailyTarget", "DeliveryUnknown", "L
 
 @runtime_checkable
 class DailyTarget(Protocol):
-    """What the scheduler needs of a platform adapter (see ``bot.platform.Adapter``)."""
+    """The part of ``bot.platform.ChannelPoster`` the scheduler itself calls."""
 
     async def post(self, channel_id: str, reply: Reply, *, delivery_key: str | None = None) -> None: ...
 
