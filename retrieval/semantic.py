@@ -302,7 +302,8 @@ class Embedder:
         Three translation pairs against mismatched pairs: each English sentence must be
         nearest its translation, and the gap must be a good share of the room above the
         mismatched level (models differ in their cosine range: multilingual-e5 puts unrelated
-        sentences near 0.75, MiniLM near 0.1). About 0.1 for English-only all-MiniLM-L6-v2.
+        sentences near 0.75, MiniLM near 0.1): about 0.1 for English-only all-MiniLM-L6-v2, 0.38
+        for multilingual-e5-small.
         """
         en = self.embed_documents([e for e, _ in _PROBE])
         zh = self.embed_documents([z for _, z in _PROBE])
@@ -311,7 +312,7 @@ class Embedder:
         matched = float(np.trace(sims)) / n
         mismatched = (float(sims.sum()) - float(np.trace(sims))) / (n * n - n)
         nearest = bool((sims.argmax(axis=1) == np.arange(n)).all())
-        return nearest and (matched - mismatched) / max(1e-6, 1.0 - mismatched) >= 0.4
+        return nearest and (matched - mismatched) / max(1e-6, 1.0 - mismatched) >= 0.25
 
     def embed_documents(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Unit vectors of ``texts`` (shape n x dim, float32)."""

