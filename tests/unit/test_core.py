@@ -3,7 +3,6 @@
 import asyncio
 import logging
 import random
-import shutil
 
 import pytest
 
@@ -145,23 +144,33 @@ async def test_rate_limit_per_user(searcher):
         bot.close()
 
 
-async def test_a_failing_command_becomes_an_apology_and_the_bot_keeps_serving(tmp_path, caplog):
-    s = open_searcher(BUNDLED, ROOT / "config" / "corpus.toml", tmp_path / "ix")
-    bot = QuoteBot(s)
+class EngineDown:
+    """A search engine whose server stopped answering mid-way (as an external engine's would):
+    every search raises, everything else is answered by the real searcher."""
+
+    def __init__(self, searcher):
+        self._searcher = searcher
+
+    def __getattr__(self, name):
+        return getattr(self._searcher, name)
+
+    def search(self, query, k=5, offset=0):
+        raise ConnectionError("search engine at 10.0.0.9:9200 refused the connection")
+
+
+async def test_a_failing_command_becomes_an_apology_and_the_bot_keeps_serving(searcher, caplog):
+    bot = QuoteBot(EngineDown(searcher))
     try:
-        # a real fault: part of the index vanishes from disk under the running bot
-        shutil.rmtree(tmp_path / "ix" / "current" / "sources")
         with caplog.at_level(logging.ERROR):
             sorry = await bot.handle(ask("fermi paradox"))
         assert sorry.kind == "error" and sorry.error_ref and sorry.error_ref in sorry.text
         assert sorry.text.startswith("Sorry") and not sorry.cards
         assert sorry.error_ref in caplog.text and "Traceback" in caplog.text
-        assert "sources/" not in sorry.text  # internals stay in the log
+        assert "10.0.0.9" not in sorry.text  # internals stay in the log
         again = await bot.handle(ask("sources"))
         assert again.kind == "sources" and "Lex Fridman" in again.text
     finally:
         bot.close()
-        shutil.rmtree(tmp_path / "ix", ignore_errors=True)
 
 
 async def test_slow_searches_do_not_block_the_event_loop(core):
