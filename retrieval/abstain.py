@@ -132,7 +132,8 @@ def evidence(index: Index, plan: QueryPlan, ranked: Ranked, doc: int) -> Evidenc
 def null_quantiles(best: np.ndarray, params: AbstainParams) -> dict[str, float]:
     """The cosine thresholds from the best cosines ``best`` that the PROBES reach in a corpus."""
     return {"strong": float(np.quantile(best, params.strong_quantile)) + params.margin,
-            "weak": float(np.quantile(best, params.weak_quantile)) + params.margin}
+            "weak": float(np.quantile(best, params.weak_quantile)) + params.margin,
+            "null": float(np.median(best))}
 
 
 def answers(index: Index, plan: QueryPlan, ranked: Ranked, doc: int, params: AbstainParams) -> bool:

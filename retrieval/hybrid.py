@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,6 +43,9 @@ from retrieval.search import QueryPlan, Ranked, Searcher, lexical_candidates, we
 from retrieval.segment import SENTENCE_END
 from retrieval.semantic import Embedder
 from retrieval.text import CJK, CJK_RANGES
+
+if TYPE_CHECKING:
+    from retrieval.rerank import Reranker
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +66,26 @@ class HybridParams:
     # a model still reads Chinese a little, but the CJK bigram index is the surer evidence.
     cjk_sem_weight: float = 0.5
     lex_scale: float = 2.0  # lexical score / (lex_scale * sum of the query terms' idf), capped at 1
+    # Cosines are calibrated to the corpus and model: (cos - null) / (1 - null), where null is
+    # the median best cosine of unrelated probe questions (retrieval.abstain.PROBES), so 0 is
+    # "as similar as an unrelated question gets" and models with narrow cosine ranges
+    # (multilingual-e5 puts nearly everything above 0.7) weigh like the others.
+    calibrate: bool = True
     # A passage sharing no word with the query is shown only when it is clearly similar:
-    # off-topic questions ("best pizza in new york") reach about 0.2-0.3 with the default model.
-    min_cosine: float = 0.30
+    # its calibrated cosine (raw cosine without calibration) reaches this.
+    min_cosine: float = 0.1
     show_chars: int = RankParams().show_chars
     glossary_notes: bool = True
+    turn_units: bool = True  # units never run past the start of another speaker's turn
+    # The best ``rerank_depth`` fused candidates are scored again by the re-ranker (when one
+    # is given); their final score becomes (1 - rerank_weight) * fused + rerank_weight * its score.
+    rerank_depth: int = 20
+    rerank_weight: float = 0.5
 
     def storage_key(self) -> str:
         notes = "g" if self.glossary_notes else "n"
-        return f"u{UNITS_VERSION}-w{self.unit_words:g}-s{self.show_chars}-{notes}"
+        turns = "" if self.turn_units else "-x"
+        return f"u{UNITS_VERSION}-w{self.unit_words:g}-s{self.show_chars}-{notes}{turns}"
 
 
 # --- units --------------------------------------------------------------------------------
@@ -137,11 +152,11 @@ def shown_ends(index: Index, show_chars: int) -> np.ndarray:
     return np.asarray([extend(index, index.passage(d), show_chars).char_end for d in range(index.size)], np.int64)
 
 
-def build_units(index: Index, unit_words: float, ends: np.ndarray | None = None) -> Units:
+def build_units(index: Index, unit_words: float, ends: np.ndarray | None = None, turns: bool = True) -> Units:
     """Runs of whole sentences of about ``unit_words`` words, one starting at every sentence.
 
     A unit counts for each passage whose span (to ``ends`` when given) holds at least half of
-    it, or else for the passage it overlaps most.
+    it, or else for the passage it overlaps most. With ``turns`` a unit keeps to one speaker's turn.
     """
     p_src, p_s, p_e = (np.asarray(index.a[k]) for k in ("p_src", "p_cstart", "p_cend"))
     if ends is not None:
@@ -161,11 +176,11 @@ def build_units(index: Index, unit_words: float, ends: np.ndarray | None = None)
         seen: set[tuple[int, int]] = set()
         # a unit is one speaker's words: it never runs past the start of another speaker's turn
         spk = np.asarray(index.a["p_speaker"])[docs]
-        turns = np.asarray(index.a["p_cstart"])[docs][1:][spk[1:] != spk[:-1]]
+        turns_at = np.asarray(index.a["p_cstart"])[docs][1:][spk[1:] != spk[:-1]] if turns else np.zeros(0, np.int64)
         for i in range(len(sents)):
             j, total = i, sents[i][2]
-            at = int(np.searchsorted(turns, sents[i][0], side="right"))
-            limit = int(turns[at]) if at < len(turns) else None
+            at = int(np.searchsorted(turns_at, sents[i][0], side="right"))
+            limit = int(turns_at[at]) if at < len(turns_at) else None
             while j + 1 < len(sents) and total + sents[j + 1][2] <= unit_words and (
                     limit is None or sents[j + 1][0] < limit):
                 j += 1
@@ -234,7 +249,7 @@ class SemanticIndex:
 
 def compute_semantic(index: Index, embedder: Embedder, params: HybridParams) -> SemanticIndex:
     """Cut units and embed them and every passage (the slow part of an index build)."""
-    units = build_units(index, params.unit_words, shown_ends(index, params.show_chars))
+    units = build_units(index, params.unit_words, shown_ends(index, params.show_chars), params.turn_units)
     note = GlossaryNotes(index.glossary) if params.glossary_notes else (lambda t: t)
     unit_vecs = embedder.embed_documents([note(t) for t in units.texts(index)])
     doc_vecs = embedder.embed_documents([note(index.passage(d).text) for d in range(index.size)])
@@ -306,8 +321,10 @@ class HybridRanker:
 
     mode = "hybrid"
 
-    def __init__(self, embedder: Embedder, params: HybridParams | None = None, rank: RankParams | None = None) -> None:
+    def __init__(self, embedder: Embedder, params: HybridParams | None = None, rank: RankParams | None = None,
+                 reranker: Reranker | None = None) -> None:
         self.embedder = embedder
+        self.reranker = reranker
         self.rank_params = rank or RankParams()
         self.params = params or HybridParams(show_chars=self.rank_params.show_chars)
         self._sem_lock = threading.Lock()
@@ -376,9 +393,27 @@ class HybridRanker:
         if _mostly_cjk(plan.text) and not self.embedder.cross_lingual:
             w = p.cjk_sem_weight
         cos = cosine[cand].astype(np.float64)
-        keep = (lex > 0) | (cos >= p.min_cosine)
         stats = {"mean": float(cosine.mean()), "std": float(cosine.std()), **self.null_for(index)}
-        return Ranked(cand[keep], ((1.0 - w) * lex_n + w * cos)[keep], cos[keep], stats)
+        null = stats["null"] if p.calibrate else 0.0
+        sem = (cos - null) / max(1e-6, 1.0 - null)
+        keep = (lex > 0) | (sem >= p.min_cosine)
+        cand, fused, cos = cand[keep], ((1.0 - w) * lex_n + w * sem)[keep], cos[keep]
+        rr = self._rerank(index, text, cand, fused)
+        if rr is not None:
+            fused = np.where(np.isnan(rr), (1.0 - p.rerank_weight) * fused + p.rerank_weight * np.nanmin(rr),
+                             (1.0 - p.rerank_weight) * fused + p.rerank_weight * np.nan_to_num(rr))
+        return Ranked(cand, fused, cos, stats, rr)
+
+    def _rerank(self, index: Index, query: str, cand: np.ndarray, fused: np.ndarray) -> np.ndarray | None:
+        """Re-ranker scores of the best ``rerank_depth`` candidates (NaN for the rest); None without one."""
+        p = self.params
+        if self.reranker is None or p.rerank_depth <= 0 or not len(cand):
+            return None
+        best = np.argsort(-fused, kind="stable")[: p.rerank_depth]
+        texts = [index.passage(int(d)).text for d in cand[best]]
+        out = np.full(len(cand), np.nan)
+        out[best] = self.reranker.score(query, texts)
+        return out
 
 
 def HybridSearcher(index: Index, analyzer: Analyzer, rank: RankParams | None = None,

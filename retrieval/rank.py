@@ -41,6 +41,16 @@ class RankParams:
     # How far before its window a shown quote may start, so the sentences that match sit
     # inside it rather than at its very end.
     lead_chars: int = 240
+    # A window of another speaker this short (a listener's "Yes. Yes.") between two windows of
+    # one speaker leaves them neighbours for ``neighbour_w``.
+    interjection: int = 5
+    # Pseudo-relevance feedback (lexical mode): the words of the ``fb_docs`` best passages
+    # (at most ``fb_terms`` of them, none in more than ``fb_max_df`` of all passages) join
+    # the query at up to ``fb_weight``. 0 passages: off (it lost more than it won on held-out questions).
+    fb_docs: int = 0
+    fb_terms: int = 10
+    fb_weight: float = 0.5
+    fb_max_df: float = 0.05
     # A passage spoken by a person the question names ("what did Ann say about X") scores
     # (1 + speaker_w) times as much.
     speaker_w: float = 1.0
@@ -141,20 +151,38 @@ def coverage(index: Index, ids: list[int], docs: np.ndarray, weights: dict[int, 
     return has @ qw / (float(qw.sum()) + total_missing or 1.0)
 
 
-def smooth(index: Index, cand: np.ndarray, final: np.ndarray, weight: float) -> np.ndarray:
-    """Each candidate plus ``weight`` x the higher score of its neighbouring windows."""
+def smooth(index: Index, cand: np.ndarray, final: np.ndarray, weight: float, interjection: int = 0) -> np.ndarray:
+    """Each candidate plus ``weight`` x the higher score of its neighbouring windows.
+
+    With ``interjection`` > 0, a window of another speaker with at most that many tokens
+    ("Yes. Yes.") between two windows of one speaker does not part them: the windows on
+    either side of it are neighbours too, as one turn that a listener briefly interrupted.
+    """
     if weight <= 0 or len(cand) < 2:
         return final
-    order = np.argsort(cand)
-    sc, sf = cand[order], final[order]
-    src = np.asarray(index.a["p_src"])[sc]
-    adjacent = (np.diff(sc) == 1) & (src[1:] == src[:-1])
-    best = np.zeros(len(sc))
-    best[:-1] = np.where(adjacent, sf[1:], 0.0)
-    best[1:] = np.maximum(best[1:], np.where(adjacent, sf[:-1], 0.0))
-    out = np.empty_like(final, dtype=np.float64)
-    out[order] = sf + weight * best
+    score = dict(zip(cand.tolist(), final.tolist(), strict=True))
+    src, spk = np.asarray(index.a["p_src"]), np.asarray(index.a["p_speaker"])
+    n = index.size
+    out = np.empty(len(cand), dtype=np.float64)
+    for i, c in enumerate(cand.tolist()):
+        best = 0.0
+        for step in (-1, 1):
+            d = c + step
+            if not 0 <= d < n or src[d] != src[c]:
+                continue
+            best = max(best, score.get(d, 0.0))
+            far = d + step
+            if interjection > 0 and spk[d] != spk[c] and spk[c] >= 0 and 0 <= far < n and src[far] == src[c] \
+                    and spk[far] == spk[c] and passage_tokens(index, d) <= interjection:
+                best = max(best, score.get(far, 0.0))
+        out[i] = score[c] + weight * best
     return out
+
+
+def passage_tokens(index: Index, doc: int) -> int:
+    """How many tokens window ``doc`` holds."""
+    ptr = index.a["tok_ptr"]
+    return int(ptr[doc + 1]) - int(ptr[doc])
 
 
 def answer_turns(index: Index, cand: np.ndarray, final: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:

@@ -82,6 +82,7 @@ class Ranked:
     final: np.ndarray
     cosine: np.ndarray | None = None  # semantic similarity of each candidate, when known
     stats: dict[str, float] = field(default_factory=dict)  # e.g. the cosine distribution over all passages
+    rerank: np.ndarray | None = None  # re-ranker score of each candidate (NaN where not re-scored), when known
 
 
 class CandidateRanker(Protocol):
@@ -100,6 +101,45 @@ def weighted_scores(index: Index, plan: QueryPlan) -> np.ndarray:
     out = index.scores(exact) if exact else np.zeros(index.size, np.float32)
     for t in dict.fromkeys(t for t in plan.ids if plan.weights.get(t, 1.0) < 1.0):
         out = out + plan.weights[t] * index.scores([t])
+    return out
+
+
+def feedback_scores(index: Index, plan: QueryPlan, scores: np.ndarray, params: RankParams) -> np.ndarray:
+    """``scores`` plus BM25 of the words the best passages share (pseudo-relevance feedback, RM3 style).
+
+    The ``fb_docs`` best passages vote for their terms (term frequency / length, times the
+    passage's share of their total score); the ``fb_terms`` terms with most votes that the
+    question lacks, and that are neither rare slips (one passage) nor everywhere
+    (``fb_max_df``), join the query with ``fb_weight`` x their vote relative to the top vote.
+    """
+    r = params
+    if r.fb_docs <= 0 or r.fb_terms <= 0 or not plan.ids:
+        return scores
+    best = top(scores, r.fb_docs)
+    if not len(best):
+        return scores
+    ptr, tok = index.a["tok_ptr"], index.a["tok_ids"]
+    share = scores[best].astype(np.float64)
+    share = share / (share.sum() or 1.0)
+    votes: dict[int, float] = {}
+    for d, w in zip(best.tolist(), share.tolist(), strict=True):
+        ids = np.asarray(tok[int(ptr[d]) : int(ptr[d + 1])])
+        ids = ids[ids >= 0]
+        if not len(ids):
+            continue
+        u, c = np.unique(ids, return_counts=True)
+        for t, n in zip(u.tolist(), (c / len(ids)).tolist(), strict=True):
+            votes[t] = votes.get(t, 0.0) + w * n
+    df = index.doc_freq
+    asked = set(plan.ids)
+    limit = r.fb_max_df * max(1, index.size)
+    ranked = sorted(((v, t) for t, v in votes.items() if t not in asked and 1 < df[t] <= limit), reverse=True)
+    if not ranked:
+        return scores
+    top_vote = ranked[0][0]
+    out = scores.astype(np.float32, copy=True)
+    for v, t in ranked[: r.fb_terms]:
+        out += np.float32(r.fb_weight * v / top_vote) * index.scores([t])
     return out
 
 
@@ -126,7 +166,7 @@ class LexicalRanker:
     def rank(self, index: Index, plan: QueryPlan, depth: int) -> Ranked:
         if not plan.ids:
             return Ranked(np.zeros(0, np.int64), np.zeros(0))
-        scores = weighted_scores(index, plan)
+        scores = feedback_scores(index, plan, weighted_scores(index, plan), self.params)
         cand = lexical_candidates(index, plan, scores, depth)
         return Ranked(cand, lexical_evidence(index, plan.ids, cand, scores[cand], self.params, plan.weights))
 
@@ -272,7 +312,7 @@ class Searcher:
             spoken = np.isin(np.asarray(index.a["p_speaker"])[cand], list(plan.speakers))
             final = final * np.where(spoken, 1.0 + r.speaker_w, 1.0)
         cand, final = answer_turns(index, cand, final, r.answer_w)
-        return cand, smooth(index, cand, final, r.neighbour_w)
+        return cand, smooth(index, cand, final, r.neighbour_w, r.interjection)
 
     def _hit(self, index: Index, doc: int, score: float, mask: np.ndarray, chosen: list[int]) -> Hit:
         src, cs = index.a["p_src"], index.a["p_cstart"]
