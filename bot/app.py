@@ -72,6 +72,7 @@ def core_options(settings: Settings) -> CoreOptions:
         rate_per_minute=settings.rate_per_minute,
         rate_burst=settings.rate_burst,
         slash_ephemeral=settings.ephemeral,
+        public_url=settings.public_url,
     )
 
 

@@ -19,7 +19,7 @@ from bot.help import help_text
 from bot.memo import InMemoryMemo, Memo
 from bot.payloads import Intent
 from bot.ratelimit import RateLimiter
-from bot.reply import Action, ActionKind, QuoteCard, Reply, ReplyKind, Request, Via
+from bot.reply import Action, ActionKind, QuoteCard, Reply, ReplyKind, Request, Via, permalink
 from retrieval.links import thumbnail_url
 from retrieval.model import Hit
 from retrieval.retriever import Retriever
@@ -59,6 +59,8 @@ class CoreOptions:
     rate_burst: int = 5
     slash_ephemeral: bool = True
     search_threads: int = 4
+    # where the web page is reached (``QUOTEBOT_PUBLIC_URL``): cards then carry their permalink
+    public_url: str | None = None
 
 
 class QuoteBot:
@@ -85,6 +87,9 @@ class QuoteBot:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _card(self, hit: Hit) -> QuoteCard:
+        return card(hit, self.options.public_url)
 
     async def _run(self, fn, *args):
         # Retrieval is CPU work: run it on a thread so one slow query never blocks others.
@@ -166,7 +171,7 @@ class QuoteBot:
         header = f"Results {offset + 1}–{offset + len(shown)} for “{question}”" if offset else ""
         return Reply(
             text="\n".join(t for t in (notice, header) if t),
-            cards=tuple(card(h) for h in shown),
+            cards=tuple(self._card(h) for h in shown),
             actions=tuple(actions),
             ephemeral=self.options.slash_ephemeral,
             kind=ReplyKind.ANSWER,
@@ -188,7 +193,7 @@ class QuoteBot:
         if hit is None:
             return self._nothing_found(topic, notice, 0)
         actions = (Action(ActionKind.CONTEXT, "Context", payloads.context(hit.passage.key)),)
-        return Reply(text=notice, cards=(card(hit),), actions=actions, kind=ReplyKind.QUOTE)
+        return Reply(text=notice, cards=(self._card(hit),), actions=actions, kind=ReplyKind.QUOTE)
 
     def _sources(self, page: int | None) -> Reply:
         """Every source (``page`` None: the console, which has no message limits), or one page of them with
@@ -231,7 +236,7 @@ class QuoteBot:
             return self._nothing_found(topic, notice, 0)
         title = f"Quote of the day · {topic}" if topic else "Quote of the day"
         actions = (Action(ActionKind.CONTEXT, "Context", payloads.context(hit.passage.key)),)
-        return Reply(text="\n".join(t for t in (notice, title) if t), cards=(card(hit),), actions=actions,
+        return Reply(text="\n".join(t for t in (notice, title) if t), cards=(self._card(hit),), actions=actions,
                      kind=ReplyKind.DAILY)
 
     async def _feed(self, request: Request, arg: str) -> Reply:
@@ -259,7 +264,7 @@ class QuoteBot:
             hit = await self._run(self.searcher.context, pressed.passage_key)
             if hit is None:
                 return _stale()
-            return Reply(cards=(card(hit),), kind=ReplyKind.CONTEXT, ephemeral=self.options.slash_ephemeral)
+            return Reply(cards=(self._card(hit),), kind=ReplyKind.CONTEXT, ephemeral=self.options.slash_ephemeral)
         try:
             question = await self.memo.get(pressed.query_key)
         except Exception as e:  # the database is down: the button cannot work, but nothing else is wrong
@@ -347,8 +352,8 @@ def apology(ref: str) -> Reply:
                  kind=ReplyKind.ERROR)
 
 
-def card(hit: Hit) -> QuoteCard:
-    """The QuoteCard for a search hit."""
+def card(hit: Hit, public_url: str | None = None) -> QuoteCard:
+    """The QuoteCard for a search hit, linked to its web permalink when ``public_url`` is given."""
     p, s = hit.passage, hit.source
     if p.start is not None:
         label = clock(p.start)
@@ -356,7 +361,7 @@ def card(hit: Hit) -> QuoteCard:
         label = f"about {round(p.position * 100)}% in"
     else:
         label = ""
-    return QuoteCard(
+    c = QuoteCard(
         text=p.text,
         title=s.title,
         source_id=s.source_id,
@@ -367,6 +372,7 @@ def card(hit: Hit) -> QuoteCard:
         thumbnail_url=thumbnail_url(s.url),
         highlights=hit.highlights,
     )
+    return replace(c, permalink=permalink(public_url, c)) if public_url else c
 
 
 def clock(seconds: float) -> str:

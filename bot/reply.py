@@ -49,7 +49,8 @@ class QuoteCard:
 
     ``highlights`` are (start, end) spans of ``text`` that matched the query;
     renderers mark them (bold) after escaping. ``time_label`` is ``"12:34"`` for a
-    timed moment, ``"about 37% in"`` for untimed text, or empty.
+    timed moment, ``"about 37% in"`` for untimed text, or empty. ``permalink`` is set by the
+    core when ``QUOTEBOT_PUBLIC_URL`` is: chat cards then link to the quote's own page.
     """
 
     text: str
@@ -61,6 +62,8 @@ class QuoteCard:
     url: str | None = None
     thumbnail_url: str | None = None
     highlights: tuple[tuple[int, int], ...] = ()
+    # the quote's page on the web platform (``permalink``), when a public base URL is set
+    permalink: str | None = None
 
 
 class ActionKind(StrEnum):

@@ -69,6 +69,8 @@ class Settings:
     embed_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     defer_after: float = 1.0
     # http + state
+    # where people reach the web page (``https://quotes.example.com``): chat cards link to quote permalinks there
+    public_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 3000
     database_url: str = ""
@@ -134,6 +136,7 @@ def load_settings(
         search_mode=r.choice("QUOTEBOT_SEARCH_MODE", "auto", ("auto", "lexical", "hybrid")),
         embed_model=r.text("QUOTEBOT_EMBED_MODEL", "sentence-transformers/all-MiniLM-L6-v2"),
         defer_after=_defer_after(r),
+        public_url=(r.url("QUOTEBOT_PUBLIC_URL", None, ("http", "https")) or "").rstrip("/") or None,
         host=r.text("HOST", "127.0.0.1"),
         port=int(r.number("PORT", 3000, minimum=0, maximum=65535, integer=True)),
         database_url=r.text("DATABASE_URL", "") or default_database_url(),

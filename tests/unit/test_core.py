@@ -8,7 +8,7 @@ import pytest
 
 from bot.commands import parse, strip_mention, strip_prefix
 from bot.core import CoreOptions, QuoteBot
-from bot.reply import ActionKind, Request, Via
+from bot.reply import ActionKind, Request, Via, permalink
 from retrieval.search import open_searcher
 from tests.conftest import BUNDLED, ROOT
 
@@ -186,3 +186,20 @@ async def test_slow_searches_do_not_block_the_event_loop(core):
     await asyncio.gather(*(core.handle(ask(q)) for q in ("mars", "rockets", "grok", "war", "aliens", "tesla")))
     t.cancel()
     assert ticks > 0  # the loop kept running while the searches ran on threads
+
+
+async def test_cards_link_to_their_web_permalink_when_a_public_url_is_set(searcher):
+    bot = QuoteBot(searcher, CoreOptions(public_url="https://quotes.example.com"))
+    try:
+        reply = await bot.handle(ask("fermi paradox"))
+        assert reply.cards
+        for c in reply.cards:
+            assert c.permalink == permalink("https://quotes.example.com", c)
+            assert c.permalink.startswith("https://quotes.example.com/q/")
+    finally:
+        bot.close()
+    plain = QuoteBot(searcher)
+    try:
+        assert all(c.permalink is None for c in (await plain.handle(ask("fermi paradox"))).cards)
+    finally:
+        plain.close()

@@ -152,3 +152,14 @@ def test_button_whose_custom_id_would_exceed_discord_limit_is_left_out():
     actions = (Action(ActionKind.CONTEXT, "Context", "ctx:" + "x" * 96), Action(ActionKind.MORE, "More", "more:k:3"))
     msg = render(Reply(cards=(make_card(),), actions=actions))
     assert [b.label for b in msg.buttons] == ["More"]
+
+
+def test_a_card_with_a_permalink_links_to_the_quote_page_within_the_limits():
+    page = "https://quotes.example.com/q/000%4010+42"
+    long = make_card("word " * 2000, permalink=page)
+    msg = render(Reply(cards=(long,), kind="answer"))
+    (embed,) = msg.embeds
+    assert embed.description.endswith(f"[Link to this quote]({page})")
+    assert size(embed.description) <= DESCRIPTION_LIMIT and total_size(msg.embeds) <= TOTAL_LIMIT
+    plain = render(Reply(cards=(make_card(),), kind="answer")).embeds[0]
+    assert "Link to this quote" not in plain.description

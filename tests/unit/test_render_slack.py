@@ -140,3 +140,11 @@ def test_fallback_text_for_quote_only_reply():
 
 def test_escape_order_does_not_double_escape():
     assert escape("&lt;") == "&amp;lt;"
+
+
+def test_a_card_with_a_permalink_links_to_the_quote_page():
+    page = "https://quotes.example.com/q/002%4010+21"
+    msg = render(_answer(_card(permalink=page)))
+    text = json.dumps(msg.blocks)
+    assert f"<{page}|Link to this quote>" in text
+    assert "Link to this quote" not in json.dumps(render(_answer(_card())).blocks)

@@ -179,7 +179,9 @@ def _embeds(lead: str, cards: tuple[QuoteCard, ...], first: int | None = None) -
         embeds.append(discord.Embed(description=trim_words(lead, budgets[0]), colour=EMBED_COLOUR))
         budgets = budgets[1:]
     for c, (title, foot), budget in zip(cards, fixed, budgets, strict=True):
-        e = discord.Embed(title=title, url=c.url or None, description=marked(c.text, c.highlights, budget) or None)
+        share = f"\n[Link to this quote]({c.permalink})" if c.permalink else ""
+        text = marked(c.text, c.highlights, budget - size(share))
+        e = discord.Embed(title=title, url=c.url or None, description=(text + share) or None)
         e.colour = EMBED_COLOUR
         e.set_footer(text=foot)
         if c.thumbnail_url:

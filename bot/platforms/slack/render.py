@@ -189,6 +189,8 @@ def literal_context(card: QuoteCard) -> list[Block]:
         parts.append(_mrkdwn(link(card.url, label)))
     if card.title:
         parts.append({"type": "plain_text", "text": card.title[:TITLE_LIMIT], "emoji": False})
+    if card.permalink:
+        parts.append(_mrkdwn(link(card.permalink, "Link to this quote")))
     return parts or [_mrkdwn("transcript")]
 
 
@@ -202,6 +204,8 @@ def context_line(card: QuoteCard) -> str:
         parts.append(link(card.url, label))
     if card.title:
         parts.append(plain(card.title, TITLE_LIMIT))
+    if card.permalink:
+        parts.append(link(card.permalink, "Link to this quote"))
     return " · ".join(parts) or "transcript"
 
 
