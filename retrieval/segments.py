@@ -170,6 +170,7 @@ def _edges_inside_tokens(cs: np.ndarray, ce: np.ndarray, t_start: np.ndarray, t_
 # this process: a small build does not pay back starting workers and shipping results.
 PARALLEL_MIN_CHARS = 600_000
 
+MIN_CORES = 4
 log = logging.getLogger(__name__)
 _worker: dict = {}
 
@@ -214,7 +215,9 @@ def worker_count(total_chars: int, sources: int) -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    return 0 if cores < 2 or sources < 2 or total_chars < PARALLEL_MIN_CHARS else min(cores, sources)
+    # On two cores the workers cost about a fifth more CPU (shipping segments, cold caches) and
+    # measured no faster than one process; from four cores on they leave one for the parent.
+    return 0 if cores < MIN_CORES or sources < 2 or total_chars < PARALLEL_MIN_CHARS else min(cores - 1, sources)
 
 
 def analyse_many(jobs: list, analyzer: Analyzer, table: TermTable, workers: int) -> Iterator[SourceSegment | str]:
