@@ -59,3 +59,22 @@ def test_stored_highlights_match_a_fresh_analysis_of_the_shown_text(tmp_path):
             fresh = [(t.start, t.end) for t in s.analyzer.document_tokens(hit.text) if t.term in terms]
             assert hit.highlights == merge_spans(fresh), (query, hit.text[:80])
             assert hit.highlights  # every hit shows why it matched
+
+
+def test_a_listeners_short_interjection_does_not_part_one_speakers_windows():
+    long_a = " ".join(SENTENCES[:6])
+    long_b = " ".join(SENTENCES[6:12])
+    utts = [Utterance(long_a, 0.0, 30.0, speaker="Ann"), Utterance("Yes. Yes.", 30.0, 31.0, speaker="Bob"),
+            Utterance(long_b, 31.0, 60.0, speaker="Ann")]
+    index = _index(Transcript("t", "t.srt", utts, title="t", timing="exact"))
+    spk = [index.speakers[i] if i >= 0 else None for i in np.asarray(index.a["p_speaker"])]
+    mid = spk.index("Bob")
+    before, after = mid - 1, mid + 1
+    assert spk[before] == spk[after] == "Ann"
+    cand = np.array([before, after])
+    final = np.array([10.0, 4.0])
+    # without the rule the two windows are not neighbours (Bob's window sits between them)
+    np.testing.assert_allclose(smooth(index, cand, final, 0.5), [10.0, 4.0])
+    np.testing.assert_allclose(smooth(index, cand, final, 0.5, interjection=5), [10.0 + 2.0, 4.0 + 5.0])
+    # a longer turn of the other speaker does part them
+    np.testing.assert_allclose(smooth(index, cand, final, 0.5, interjection=1), [10.0, 4.0])
