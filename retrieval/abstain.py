@@ -90,6 +90,19 @@ PROBES = (
 )
 
 
+# The same kind of questions in Chinese: with a multilingual model, the null of Chinese
+# questions against English passages (and of English ones against Chinese passages) differs
+# from the null within one language.
+PROBES_ZH = (
+    "高海拔地区水的沸点是多少", "烤鸡要在烤箱里烤多久", "上个赛季哪支球队赢得了足球联赛", "怎么去掉地毯上的红酒渍",
+    "玫瑰用什么肥料最好", "猫多久应该去看一次兽医", "流感有哪些症状", "怎么给自行车换轮胎", "澳大利亚的首都是哪个城市",
+    "跑马拉松穿什么鞋最好", "初学者怎么织围巾", "海洋潮汐是什么引起的", "怎么靠耳朵给吉他调音",
+    "香蕉面包的好做法是什么",
+    "室内植物应该浇多少水", "长城是什么时候建造的", "厨房水槽堵了怎么办", "鳄鱼和短吻鳄有什么区别", "桥牌怎么玩",
+    "去滑雪度假应该带什么",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """The signals about one candidate moment."""

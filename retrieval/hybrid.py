@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from retrieval.abstain import PROBES, AbstainParams, null_quantiles
+from retrieval.abstain import PROBES, PROBES_ZH, AbstainParams, null_quantiles
 from retrieval.analyze import Analyzer
 from retrieval.index import Index
 from retrieval.library import Extra
@@ -75,6 +75,11 @@ class HybridParams:
     # A passage sharing no word with the query is shown only when it is clearly similar:
     # its calibrated cosine (raw cosine without calibration) reaches this.
     min_cosine: float = 0.1
+    # With a model that aligns Chinese with English, the ``cross_depth`` most similar passages
+    # in the other script (Chinese for a Latin-script question, and the reverse) join the
+    # candidates, their cosine calibrated to the null of that pair of scripts: cross-language
+    # cosines run lower, so without it an answer only in the other language never ranks.
+    cross_depth: int = 10
     show_chars: int = RankParams().show_chars
     glossary_notes: bool = True
     # True: units never run past the start of another speaker's turn. False (measured better on
@@ -336,6 +341,7 @@ class HybridRanker:
         self._blas_limit = _one_blas_thread()
         self.abstain = AbstainParams()
         self._null: tuple[Index, dict[str, float]] | None = None
+        self._scripts: tuple[Index, np.ndarray, dict[tuple[bool, bool], float]] | None = None
 
     def describe(self) -> str:
         return f"hybrid (BM25 + {self.embedder.info.name}, {self.embedder.dim}-d)"
@@ -370,6 +376,27 @@ class HybridRanker:
         self._null = (index, out)
         return out
 
+    def scripts_for(self, index: Index) -> tuple[np.ndarray, dict[tuple[bool, bool], float]]:
+        """Which passages are mostly Chinese, and the null (median best cosine of the probes) for
+        each (question is Chinese, passages are Chinese) pair; empty when one script is all there is
+        or the model does not align the two."""
+        cached = self._scripts
+        if cached is not None and cached[0] is index:
+            return cached[1], cached[2]
+        cjk = np.zeros(index.size, dtype=bool)
+        nulls: dict[tuple[bool, bool], float] = {}
+        if self.params.cross_depth > 0 and self.embedder.cross_lingual:
+            cjk = np.fromiter((_mostly_cjk(index.passage(d).text) for d in range(index.size)), bool, index.size)
+            if 0 < cjk.sum() < index.size:
+                sem = self.semantic_for(index)
+                for q_cjk, probes in ((False, PROBES), (True, PROBES_ZH)):
+                    scores = np.stack([sem.passage_scores(self.embedder.embed_query(q), self.params.unit_share)
+                                       for q in probes])
+                    for p_cjk in (False, True):
+                        nulls[(q_cjk, p_cjk)] = float(np.median(scores[:, cjk == p_cjk].max(axis=1)))
+        self._scripts = (index, cjk, nulls)
+        return cjk, nulls
+
     def rank(self, index: Index, plan: QueryPlan, depth: int) -> Ranked:
         """BM25 and semantic top candidates, pooled and fused."""
         if not index.size or not plan.text.strip():
@@ -392,6 +419,11 @@ class HybridRanker:
             if len(spoken):
                 own = spoken[np.argsort(-cosine[spoken], kind="stable")[: p.depth]]
                 sem_top = np.union1d(sem_top, own)
+        cjk, nulls = self.scripts_for(index)
+        q_cjk = _mostly_cjk(plan.text)
+        if nulls:
+            other = np.flatnonzero(cjk != q_cjk)
+            sem_top = np.union1d(sem_top, other[np.argsort(-cosine[other], kind="stable")[: p.cross_depth]])
         cand = np.union1d(lexical_candidates(index, plan, bm25, max(depth, p.depth)), sem_top).astype(np.int64)
         lex = (lexical_evidence(index, ids, cand, bm25[cand], self.rank_params, plan.weights) if ids
                else np.zeros(len(cand)))
@@ -399,12 +431,14 @@ class HybridRanker:
         scale = p.lex_scale * sum(float(idf[t]) * plan.weights.get(t, 1.0) for t in set(ids))
         lex_n = np.minimum(1.0, lex / scale) if scale > 0 else np.zeros(len(cand))
         w = p.sem_weight
-        if _mostly_cjk(plan.text):
+        if q_cjk:
             w = p.cjk_sem_weight
         cos = cosine[cand].astype(np.float64)
         stats = {"mean": float(cosine.mean()), "std": float(cosine.std()), **self.null_for(index)}
-        null = stats["null"] if p.calibrate else 0.0
-        sem = (cos - null) / max(1e-6, 1.0 - null)
+        null = np.full(len(cand), stats["null"] if p.calibrate else 0.0)
+        if nulls and p.calibrate:
+            null = np.where(cjk[cand], nulls[(q_cjk, True)], nulls[(q_cjk, False)])
+        sem = (cos - null) / np.maximum(1e-6, 1.0 - null)
         keep = (lex > 0) | (sem >= p.min_cosine)
         cand, fused, cos = cand[keep], ((1.0 - w) * lex_n + w * sem)[keep], cos[keep]
         rr = self._rerank(index, text, cand, fused)
