@@ -346,6 +346,12 @@ class HybridRanker:
     def describe(self) -> str:
         return f"hybrid (BM25 + {self.embedder.info.name}, {self.embedder.dim}-d)"
 
+    def forget(self) -> None:
+        """Drop the vectors and thresholds of earlier indexes (a new one was swapped in)."""
+        with self._sem_lock:
+            self._sem = None
+        self._null = self._scripts = None
+
     def semantic_for(self, index: Index) -> SemanticIndex:
         """The vectors of ``index``: loaded from its build folder, else computed (and saved there)."""
         with self._sem_lock:

@@ -94,6 +94,9 @@ class CandidateRanker(Protocol):
 
     def rank(self, index: Index, plan: QueryPlan, depth: int) -> Ranked: ...
 
+    def forget(self) -> None:
+        """Drop what was computed for earlier indexes (called when a new one is swapped in)."""
+
 
 def weighted_scores(index: Index, plan: QueryPlan) -> np.ndarray:
     """BM25 of every passage, stand-ins for unknown words counting their weight."""
@@ -163,6 +166,9 @@ class LexicalRanker:
     def describe(self) -> str:
         return "lexical (BM25 + phrase/proximity re-ranking)"
 
+    def forget(self) -> None:
+        """Nothing is kept per index."""
+
     def rank(self, index: Index, plan: QueryPlan, depth: int) -> Ranked:
         if not plan.ids:
             return Ranked(np.zeros(0, np.int64), np.zeros(0))
@@ -223,6 +229,9 @@ class Searcher:
             if new is None:
                 return False
             self._state = new
+            # per-index caches would keep the old generation mapped and leased (never pruned)
+            self._quote_cache = self._per_index = None
+            self.ranker.forget()
             return True
 
     # --- search ---------------------------------------------------------------------
