@@ -73,6 +73,8 @@ def core_options(settings: Settings) -> CoreOptions:
         rate_burst=settings.rate_burst,
         slash_ephemeral=settings.ephemeral,
         public_url=settings.public_url,
+        channel_platforms=tuple(s.title or s.name for s in specs() if s.daily_posts and not s.fallback),
+        feed_admins=tuple(f"{s.feed_admins} on {s.title or s.name}" for s in specs() if s.feed_admins),
     )
 
 

@@ -45,8 +45,19 @@ class FeedCommands(Protocol):
 
 
 FEED_VERBS = ("add", "list", "ls", "remove", "rm", "delete", "refresh")
-FEEDS_ADMIN_ONLY = ("Only admins can change the podcast feeds: use /quote-admin feed add URL (Manage Server on "
-                    "Discord, workspace admins on Slack), or the console.")
+
+
+def feeds_admin_only(admins: tuple[str, ...]) -> str:
+    """The refusal for a feed change from chat by someone who may not make it."""
+    who = f" ({', '.join(admins)})" if admins else ""
+    return f"Only admins can change the podcast feeds: use /quote-admin feed add URL{who}, or the console."
+
+
+def channel_names(platforms: tuple[str, ...]) -> str:
+    """``("Discord", "Slack")`` -> ``"Discord and Slack"``; "chat" when there are none."""
+    if not platforms:
+        return "chat"
+    return platforms[0] if len(platforms) == 1 else f"{', '.join(platforms[:-1])} and {platforms[-1]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +72,10 @@ class CoreOptions:
     search_threads: int = 4
     # where the web page is reached (``QUOTEBOT_PUBLIC_URL``): cards then carry their permalink
     public_url: str | None = None
+    # the registered platforms with channels ("Discord"), and who may change feeds on each
+    # ("Manage Server on Discord"), for replies that say where something works
+    channel_platforms: tuple[str, ...] = ()
+    feed_admins: tuple[str, ...] = ()
 
 
 class QuoteBot:
@@ -129,7 +144,9 @@ class QuoteBot:
 
     async def _dispatch(self, request: Request, command: Command) -> Reply:
         if command.name == "help":
-            return Reply(text=help_text(request, daily=self.daily is not None), kind=ReplyKind.HELP, ephemeral=True)
+            text = help_text(request, daily=self.daily is not None,
+                             channels=channel_names(self.options.channel_platforms))
+            return Reply(text=text, kind=ReplyKind.HELP, ephemeral=True)
         if command.name == "sources":
             return self._sources(None if request.via is Via.CONSOLE else 0)
         if command.name == "quote":
@@ -226,8 +243,9 @@ class QuoteBot:
         belong to chat channels, so the other subcommands say where they work."""
         verb, _, topic = arg.partition(" ")
         if verb.lower() != "now":
-            return Reply(text="Daily posts are for Discord and Slack channels: there, `daily subscribe 09:00 "
-                              "Europe/Berlin` posts a quote every day. Here, `daily now` shows today's quote.",
+            return Reply(text=f"Daily posts are for {channel_names(self.options.channel_platforms)} channels: there, "
+                              "`daily subscribe 09:00 Europe/Berlin` posts a quote every day. Here, `daily now` shows "
+                              "today's quote.",
                          kind=ReplyKind.DAILY, ephemeral=True)
         topic, notice = self._cut(topic)
         today = datetime.now(_zone(request.default_timezone)).date().isoformat()
@@ -249,7 +267,7 @@ class QuoteBot:
         if self.feeds is None:
             return Reply(text="Podcast feeds are not configured on this bot.", ephemeral=True)
         if not admin and verb not in ("list", "ls"):
-            return Reply(text=FEEDS_ADMIN_ONLY, ephemeral=True)
+            return Reply(text=feeds_admin_only(self.options.feed_admins), ephemeral=True)
         return Reply(text=await self.feeds.handle(arg), ephemeral=True)
 
     # --- buttons ------------------------------------------------------------------

@@ -12,7 +12,7 @@ CONSOLE = """  <question>       the three passages that best answer it (or: ask 
   context N        the text around quote N of the last answer
   quote [topic]    one quote, at random or about a topic
   sources          the transcripts I search, with links
-  daily now        today's quote (daily posts are for Discord and Slack channels)
+  daily now        today's quote (daily posts are for {channels} channels)
   help             this text
   quit             leave (or Ctrl-D)"""
 
@@ -33,7 +33,7 @@ SLASH = (
 )
 
 
-def help_text(request: Request, *, daily: bool) -> str:
+def help_text(request: Request, *, daily: bool, channels: str = "chat") -> str:
     """What ``help`` answers to ``request``: only commands that work where it was asked.
 
     The console lists its words (``more``, ``context N``, ``daily now``); a platform that names its
@@ -41,7 +41,7 @@ def help_text(request: Request, *, daily: bool) -> str:
     mention or DM there is a question too; otherwise the plain command words.
     """
     if request.via is Via.CONSOLE:
-        return "\n".join((INTRO, CONSOLE, OUTRO))
+        return "\n".join((INTRO, CONSOLE.format(channels=channels), OUTRO))
     names = dict(request.command_names)
     if not names:
         return "\n".join((INTRO, WORDS.format(daily=WORDS_DAILY if daily else ""), OUTRO))

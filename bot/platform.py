@@ -121,6 +121,8 @@ class PlatformSpec(Generic[S]):
     ``managers`` completes "Only ... can change this channel's daily quote".
     ``fallback`` platforms run when no platform is enabled (the console).
     ``daily_posts`` is False for platforms without channels to post to (the web page).
+    ``title`` is the name people know it by ("Discord"); ``feed_admins`` says who may change the podcast
+    feeds there ("Manage Server"), empty where feeds cannot be changed.
     """
 
     name: str
@@ -131,6 +133,8 @@ class PlatformSpec(Generic[S]):
     managers: str = "people who can manage the channel"
     fallback: bool = False
     daily_posts: bool = True
+    title: str = ""
+    feed_admins: str = ""
 
 
 def platform_settings(settings: Settings, name: str) -> Any:

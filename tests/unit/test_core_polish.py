@@ -11,10 +11,12 @@ import sqlite3
 import pytest
 
 from bot import payloads
+from bot.app import core_options
 from bot.commands import parse
-from bot.core import CoreOptions, QuoteBot
+from bot.core import CoreOptions, QuoteBot, feeds_admin_only
 from bot.reply import ActionKind, ReplyKind, Request, Via
 from bot.store import SqlMemo, open_store
+from config.settings import load_settings
 from retrieval.search import open_searcher
 from tests.conftest import BUNDLED, ROOT
 
@@ -100,14 +102,24 @@ async def test_the_console_is_never_rate_limited_but_chat_users_are(searcher):
         bot.close()
 
 
-async def test_daily_in_the_console_shows_todays_quote_and_explains_subscriptions(core):
-    first = await core.handle(Request(text="daily now", via=Via.CONSOLE))
-    again = await core.handle(Request(text="daily now", via=Via.CONSOLE))
-    assert first.cards and first.text == "Quote of the day"
-    assert first.cards[0].passage_key == again.cards[0].passage_key  # one quote per day
-    sub = await core.handle(Request(text="daily subscribe 09:00", via=Via.CONSOLE))
-    assert not sub.cards and "Discord and Slack" in sub.text and "daily now" in sub.text
-    assert "not configured" not in sub.text
+async def test_daily_in_the_console_shows_todays_quote_and_explains_subscriptions(searcher):
+    # the options as the app builds them: the registered platforms with channels name themselves
+    options = core_options(load_settings(environ={}, dotenv_path=""))
+    assert options.channel_platforms == ("Discord", "Slack")
+    core = QuoteBot(searcher, options, rng=random.Random(3))
+    try:
+        first = await core.handle(Request(text="daily now", via=Via.CONSOLE))
+        again = await core.handle(Request(text="daily now", via=Via.CONSOLE))
+        assert first.cards and first.text == "Quote of the day"
+        assert first.cards[0].passage_key == again.cards[0].passage_key  # one quote per day
+        sub = await core.handle(Request(text="daily subscribe 09:00", via=Via.CONSOLE))
+        assert not sub.cards and "Discord and Slack" in sub.text and "daily now" in sub.text
+        assert "not configured" not in sub.text
+        assert "Discord and Slack channels" in (await core.handle(Request(text="help", via=Via.CONSOLE))).text
+        refusal = feeds_admin_only(options.feed_admins)
+        assert "Manage Server on Discord" in refusal and "workspace admins on Slack" in refusal
+    finally:
+        core.close()
 
 
 async def test_lone_surrogates_in_a_message_are_answered_not_apologised_for(core):

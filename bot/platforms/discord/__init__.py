@@ -20,4 +20,6 @@ SPEC = PlatformSpec(
     build=build,
     needs="DISCORD_TOKEN",
     managers="members with the Manage Channels permission",
+    title="Discord",
+    feed_admins="Manage Server",
 )

@@ -26,4 +26,6 @@ SPEC = PlatformSpec(
     build=build,
     needs="SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_APP_TOKEN)",
     managers="workspace admins or the channel's creator",
+    title="Slack",
+    feed_admins="workspace admins",
 )
