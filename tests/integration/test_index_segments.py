@@ -177,3 +177,29 @@ def test_chapters_and_channel_reach_the_hit_from_a_saved_index(tmp_path):
     assert hit.source.chapters == ((0.0, "Intro"), (60.0, "Engines"))
     assert hit.passage.chapter == "Engines" == hit.source.chapter_at(hit.passage.start)
     assert s.search("welcome show")[0].passage.chapter == "Intro"
+
+
+async def test_a_card_is_labelled_with_its_chapter(tmp_path):
+    import json
+
+    from bot.core import QuoteBot
+    from bot.reply import Request, Via
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "Rockets Explained [dQw4w9WgXcQ].en.vtt").write_text(
+        "WEBVTT\n\n00:00.000 --> 00:05.000\nWelcome to the show about rockets. "
+        + "We talk about launches and orbits and all the missions of the year. " * 8 + "\n\n"
+        "01:05.000 --> 01:10.000\n" + "Engines burn methane with liquid oxygen in the chamber. " * 8
+        + "The turbopump feeds the combustion chamber.\n", encoding="utf-8")
+    (corpus / "Rockets Explained [dQw4w9WgXcQ].info.json").write_text(json.dumps({
+        "id": "dQw4w9WgXcQ", "title": "Rockets Explained",
+        "chapters": [{"start_time": 0.0, "end_time": 60.0, "title": "Intro"},
+                     {"start_time": 60.0, "end_time": 120.0, "title": "Engines"}]}), encoding="utf-8")
+    bot = QuoteBot(open_searcher(corpus, None, tmp_path / "ix"))
+    try:
+        reply = await bot.handle(Request(text="turbopump methane", via=Via.CONSOLE))
+        assert reply.cards[0].title == "Rockets Explained · Engines"
+        assert "t=65s" in reply.cards[0].url
+    finally:
+        bot.close()
