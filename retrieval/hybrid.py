@@ -43,6 +43,14 @@ from retrieval.search import QueryPlan, Ranked, Searcher, lexical_candidates, we
 from retrieval.segment import SENTENCE_END
 from retrieval.semantic import Embedder
 from retrieval.text import CJK, CJK_RANGES
+from retrieval.vector_cache import (
+    SourceVectors,
+    VectorStore,
+    embedding_context,
+    index_root,
+    source_digests,
+    tiles_sources,
+)
 
 if TYPE_CHECKING:
     from retrieval.rerank import Reranker
@@ -161,11 +169,13 @@ def shown_ends(index: Index, show_chars: int) -> np.ndarray:
     return np.asarray([extend(index, index.passage(d), show_chars).char_end for d in range(index.size)], np.int64)
 
 
-def build_units(index: Index, unit_words: float, ends: np.ndarray | None = None, turns: bool = True) -> Units:
+def build_units(index: Index, unit_words: float, ends: np.ndarray | None = None, turns: bool = True,
+                sources: list[int] | None = None) -> Units:
     """Runs of whole sentences of about ``unit_words`` words, one starting at every sentence.
 
     A unit counts for each passage whose span (to ``ends`` when given) holds at least half of
     it, or else for the passage it overlaps most. With ``turns`` a unit keeps to one speaker's turn.
+    ``sources`` (source numbers, ascending) limits the units to those sources.
     """
     p_src, p_s, p_e = (np.asarray(index.a[k]) for k in ("p_src", "p_cstart", "p_cend"))
     if ends is not None:
@@ -175,8 +185,8 @@ def build_units(index: Index, unit_words: float, ends: np.ndarray | None = None,
     stops: list[int] = []
     pu: list[int] = []
     pd: list[int] = []
-    for si, info in enumerate(index.sources):
-        text = index.source_text(info.source_id) or ""
+    for si in range(len(index.sources)) if sources is None else sources:
+        text = index.source_text(index.sources[si].source_id) or ""
         docs = np.flatnonzero(p_src == si)
         if not len(docs):
             continue
@@ -256,13 +266,80 @@ class SemanticIndex:
         return unit_share * best + (1.0 - unit_share) * doc
 
 
-def compute_semantic(index: Index, embedder: Embedder, params: HybridParams) -> SemanticIndex:
-    """Cut units and embed them and every passage (the slow part of an index build)."""
+def compute_semantic(index: Index, embedder: Embedder, params: HybridParams,
+                     store: VectorStore | None = None) -> SemanticIndex:
+    """Cut units and embed them and every passage (the slow part of an index build).
+
+    With a ``store``, sources whose vectors it holds are not cut or embedded again; the
+    others are, and are added to it. The result equals a computation from scratch.
+    """
+    if store is not None and tiles_sources(index):
+        return _assemble_semantic(index, embedder, params, store)
     units = build_units(index, params.unit_words, shown_ends(index, params.show_chars), params.turn_units)
     note = GlossaryNotes(index.glossary) if params.glossary_notes else (lambda t: t)
     unit_vecs = embedder.embed_documents([note(t) for t in units.texts(index)])
     doc_vecs = embedder.embed_documents([note(index.passage(d).text) for d in range(index.size)])
     return SemanticIndex(units, unit_vecs, doc_vecs)
+
+
+def vector_store(build_folder: Path | None, embedder: Embedder, params: HybridParams) -> VectorStore | None:
+    """The per-source vector store of the index folder holding ``build_folder`` (None outside one)."""
+    root = index_root(build_folder) if build_folder is not None else None
+    return VectorStore(root, embedder.info.key, params.storage_key(), embedder.dim) if root else None
+
+
+def _assemble_semantic(index: Index, embedder: Embedder, params: HybridParams, store: VectorStore) -> SemanticIndex:
+    """``compute_semantic`` from per-source pieces: stored ones read, missing ones embedded and stored."""
+    digests = source_digests(index, embedding_context(index.glossary if params.glossary_notes else None))
+    docs = [index.source_docs(info.source_id) for info in index.sources]
+    pieces: list[SourceVectors | None] = [store.load(k, len(r)) for k, r in zip(digests, docs, strict=True)]
+    missing = [si for si, sv in enumerate(pieces) if sv is None and len(docs[si])]
+    if missing:
+        ends = np.zeros(index.size, np.int64)
+        new_docs = np.concatenate([np.arange(docs[si].start, docs[si].stop) for si in missing])
+        for d in new_docs.tolist():
+            ends[d] = extend(index, index.passage(d), params.show_chars).char_end
+        units = build_units(index, params.unit_words, ends, params.turn_units, missing)
+        note = GlossaryNotes(index.glossary) if params.glossary_notes else (lambda t: t)
+        unit_vecs = embedder.embed_documents([note(t) for t in units.texts(index)])
+        doc_vecs = embedder.embed_documents([note(index.passage(int(d)).text) for d in new_docs])
+        log.info("embedded %d passages and %d units of %d sources; %d sources' vectors reused",
+                 len(new_docs), len(units.src), len(missing), len(index.sources) - len(missing))
+        doc_at = 0
+        for si in missing:
+            own = np.flatnonzero(units.src == si)
+            first = int(own[0]) if len(own) else 0
+            pairs = (units.pair_unit >= first) & (units.pair_unit < first + len(own))
+            n = len(docs[si])
+            sv = SourceVectors(doc_vecs[doc_at : doc_at + n], unit_vecs[own], units.cstart[own], units.cend[own],
+                               (units.pair_unit[pairs] - first).astype(np.int32),
+                               (units.pair_doc[pairs] - docs[si].start).astype(np.int32))
+            doc_at += n
+            pieces[si] = sv
+            try:
+                store.save(digests[si], sv)
+            except OSError as e:
+                log.warning("vectors of %s not stored for reuse (%s)", index.sources[si].source_id, e)
+    src, cstart, cend, pair_unit, pair_doc, uvecs, dvecs = [], [], [], [], [], [], []
+    n_units = 0
+    for si, sv in enumerate(pieces):
+        if sv is None:
+            continue
+        src.append(np.full(len(sv.unit_cstart), si, np.int32))
+        cstart.append(sv.unit_cstart)
+        cend.append(sv.unit_cend)
+        pair_unit.append(sv.pair_unit + n_units)
+        pair_doc.append(sv.pair_doc + docs[si].start)
+        uvecs.append(sv.unit_vecs)
+        dvecs.append(sv.doc_vecs)
+        n_units += len(sv.unit_cstart)
+
+    def cat(parts: list[np.ndarray], dtype, shape: tuple[int, ...] = ()) -> np.ndarray:
+        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros((0, *shape), dtype)
+
+    units = Units(cat(src, np.int32), cat(cstart, np.int64), cat(cend, np.int64), cat(pair_unit, np.int32),
+                  cat(pair_doc, np.int32))
+    return SemanticIndex(units, cat(uvecs, np.float32, (embedder.dim,)), cat(dvecs, np.float32, (embedder.dim,)))
 
 
 def vectors_folder(build_folder: Path, embedder: Embedder, params: HybridParams) -> Path:
@@ -312,8 +389,12 @@ def embedding_extra(embedder: Embedder, params: HybridParams | None = None) -> E
     params = params or HybridParams()
 
     def write(index: Index, build_folder: Path) -> None:
-        sem = compute_semantic(index, embedder, params)
+        store = vector_store(build_folder, embedder, params)
+        sem = compute_semantic(index, embedder, params, store)
         save_semantic(sem, vectors_folder(build_folder, embedder, params), _meta(index, embedder, params, sem))
+        if store is not None:  # this build is about to go live: per-source files it does not use may go
+            store.prune(set(source_digests(index, embedding_context(index.glossary if params.glossary_notes
+                                                                    else None))))
 
     return write
 
@@ -361,7 +442,8 @@ class HybridRanker:
             sem = load_semantic(folder, index.size) if folder else None
             if sem is None:
                 log.info("embedding %d passages with %s", index.size, self.embedder.info.name)
-                sem = compute_semantic(index, self.embedder, self.params)
+                sem = compute_semantic(index, self.embedder, self.params,
+                                       vector_store(index.folder, self.embedder, self.params))
                 if folder is not None:
                     try:
                         save_semantic(sem, folder, _meta(index, self.embedder, self.params, sem))
