@@ -13,7 +13,8 @@ to the query; the final score is their convex combination.
 
 Vectors are computed when an index build is written (``embedding_extra``) and stored in the
 build folder, memory-mapped on load; a build without them (or with another model) gets
-them computed on first use and saved beside it.
+them computed on first use and saved beside it. Each source's vectors are also kept under
+the index folder (``retrieval.vector_cache``), so a new build embeds only new and changed sources.
 """
 
 from __future__ import annotations
