@@ -5,7 +5,8 @@ IDENTIFY -> READY + GUILD_CREATE (a guild with a channel, a thread and roles). T
 MESSAGE_CREATE and INTERACTION_CREATE events and then assert on the HTTP requests the bot
 made, all of which are recorded. Every JSON answer has ``Content-Type: application/json``
 exactly, as Discord's does (discord.py checks it verbatim). A route can be told to answer
-one 429 with a ``Via`` header and a JSON ``retry_after``, as Discord's rate limiter does.
+one or ``times`` consecutive 429s (optionally only to requests whose body matches) with a ``Via`` header
+and a JSON ``retry_after``, as Discord's rate limiter does.
 
 Channel messages keep their ``nonce``; with ``enforce_nonce`` a repeat of a recent nonce returns the
 message already stored, as Discord does. ``GET /channels/{id}/messages`` lists a channel's messages,
@@ -120,7 +121,7 @@ class LocalDiscord:
         self.close_on_identify: int | None = None  # answer IDENTIFY by closing with this code (e.g. 4004, 4011)
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
-        self._faults: list[tuple[str, re.Pattern[str], int, dict[str, Any], dict[str, str]]] = []
+        self._faults: list[tuple[str, re.Pattern[str], int, dict[str, Any], dict[str, str], Callable | None]] = []
         self._interactions: dict[str, dict[str, Any]] = {}  # token -> {channel_id, answered, original}
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -174,9 +175,20 @@ class LocalDiscord:
 
     def rate_limit_once(self, method: str, path_regex: str, retry_after: float) -> None:
         """Answer the next matching request with a 429 carrying ``retry_after`` seconds."""
+        self.rate_limit(method, path_regex, retry_after)
+
+    def rate_limit(self, method: str, path_regex: str, retry_after: float, *, times: int = 1,
+                   when: Callable[[Any], bool] | None = None) -> None:
+        """Answer the next ``times`` matching requests (those whose JSON body ``when`` accepts, if given)
+        with 429s carrying ``retry_after`` seconds."""
         answer = {"message": "You are being rate limited.", "retry_after": retry_after, "global": False}
         headers = {"Via": "1.1 google", "Retry-After": str(max(1, round(retry_after))), "X-RateLimit-Scope": "user"}
-        self.fail_once(method, path_regex, 429, answer, headers)
+        for _ in range(times):
+            self.fail_once(method, path_regex, 429, answer, headers, when=when)
+
+    def clear_faults(self) -> None:
+        """Forget every fault not yet answered (e.g. 429s left over from a test)."""
+        self._faults.clear()
 
     def fail_after_store(self, path_regex: str, how: str) -> None:
         """The next message POST matching ``path_regex`` stores its message, then answers HTTP 500 (``"500"``)
@@ -189,10 +201,12 @@ class LocalDiscord:
         return sorted((m for m in self.messages.values() if m["channel_id"] == channel_id), key=lambda m: int(m["id"]))
 
     def fail_once(
-        self, method: str, path_regex: str, status: int, answer: dict[str, Any], headers: dict[str, str] | None = None
+        self, method: str, path_regex: str, status: int, answer: dict[str, Any], headers: dict[str, str] | None = None,
+        *, when: Callable[[Any], bool] | None = None,
     ) -> None:
-        """Answer the next matching request with ``status`` and ``answer`` instead of handling it."""
-        self._faults.append((method.upper(), re.compile(path_regex), status, answer, headers or {}))
+        """Answer the next matching request (whose body ``when`` accepts, if given) with ``status`` and
+        ``answer`` instead of handling it."""
+        self._faults.append((method.upper(), re.compile(path_regex), status, answer, headers or {}, when))
 
     async def wait_for(
         self, match: Callable[[Recorded], bool], *, after: int = 0, count: int = 1, timeout: float = 15.0
@@ -468,7 +482,7 @@ class LocalDiscord:
         if raw:
             body = self._multipart_json(raw) if request.content_type == "multipart/form-data" else json.loads(raw)
         record = Recorded(request.method, path, dict(request.query), body, 0, dict(request.headers))
-        status, answer, extra = self._fault(request.method, path)
+        status, answer, extra = self._fault(request.method, path, body)
         needs_auth = not path.startswith(("/interactions/", "/webhooks/"))
         if status is None and needs_auth and request.headers.get("Authorization") != f"Bot {self.token}":
             status, answer = 401, {"message": "401: Unauthorized", "code": 0}
@@ -506,9 +520,9 @@ class LocalDiscord:
                 return how
         return None
 
-    def _fault(self, method: str, path: str) -> tuple[int | None, Any, dict[str, str]]:
-        for i, (m, pattern, status, answer, headers) in enumerate(self._faults):
-            if m == method and pattern.search(path):
+    def _fault(self, method: str, path: str, body: Any) -> tuple[int | None, Any, dict[str, str]]:
+        for i, (m, pattern, status, answer, headers, when) in enumerate(self._faults):
+            if m == method and pattern.search(path) and (when is None or when(body)):
                 del self._faults[i]
                 return status, answer, headers
         return None, None, {}

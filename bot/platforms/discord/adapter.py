@@ -33,6 +33,7 @@ from bot.platforms.discord import daily as daily_posts
 from bot.platforms.discord import gateway
 from bot.platforms.discord.autocomplete import TopicChoices, zone_matching
 from bot.platforms.discord.render import ButtonSpec, DiscordMessage, payload_of, render
+from bot.platforms.discord.retry import NOTICE, StillRateLimited, patiently
 from bot.platforms.discord.settings import DiscordSettings
 from bot.reply import Reply, Request, Via
 from config.settings import PROJECT_ROOT, Settings, SettingsError
@@ -107,9 +108,7 @@ class DiscordAdapter:
         options: dict[str, Any] = dict(intents=intents_for(s), allowed_mentions=NO_MENTIONS, guild_ready_timeout=0.5)
         if s.shard_count is not None or s.shard_ids is not None:
             ids = list(s.shard_ids) if s.shard_ids is not None else None
-            client: discord.Client = discord.AutoShardedClient(
-                shard_count=s.shard_count, shard_ids=ids, **options
-            )
+            client: discord.Client = gateway.ShardedClient(shard_count=s.shard_count, shard_ids=ids, **options)
         else:
             client = discord.Client(**options)
         tree = app_commands.CommandTree(client)
@@ -117,6 +116,8 @@ class DiscordAdapter:
         tree.error(self._on_tree_error)
         client.setup_hook = self._setup_hook  # type: ignore[method-assign]
         self._first = gateway.FirstConnection(client)
+        if isinstance(client, gateway.ShardedClient):
+            client.first = self._first
         client.event(self._first.on_connect)
         client.event(self._first.on_disconnect)
         gateway.quiet_reconnects()
@@ -357,8 +358,11 @@ class DiscordAdapter:
     async def _admin_slash(self, interaction: discord.Interaction, text: str) -> None:
         """``/quote-admin feed …``: only members with Manage Server in a server (Discord's own admin check)."""
         if interaction.guild_id is None or not interaction.permissions.manage_guild:
-            await interaction.response.send_message("Only members with the Manage Server permission can change the "
-                                                    "podcast feeds.", ephemeral=True)
+            text = "Only members with the Manage Server permission can change the podcast feeds."
+            try:
+                await patiently(lambda: interaction.response.send_message(text, ephemeral=True), "a feed answer")
+            except StillRateLimited:
+                await self._tell_rate_limited(interaction)
             return
         await self._slash(interaction, "feed", text)
 
@@ -384,7 +388,10 @@ class DiscordAdapter:
             if turns_page(payload):  # Previous/Next: the page takes the place of the one shown
                 reply = await self.core.handle_action(payload, request)
                 kwargs = self._message_kwargs(render(reply))
-                await interaction.response.edit_message(**kwargs)
+                try:
+                    await patiently(lambda: interaction.response.edit_message(**kwargs), "a page")
+                except StillRateLimited:
+                    await self._tell_rate_limited(interaction)
                 return
             guess = False if shares_publicly(payload) else self.settings.ephemeral
             await self._answer(interaction, self.core.handle_action(payload, request), guess)
@@ -394,7 +401,8 @@ class DiscordAdapter:
     # --- interactions: defer when slow, then answer -------------------------------
 
     async def _answer(self, interaction: discord.Interaction, work: Awaitable[Reply], ephemeral_guess: bool) -> None:
-        """Answer at once when ``work`` is quick; otherwise defer (the 3 s deadline) and follow up."""
+        """Answer at once when ``work`` is quick; otherwise defer (the 3 s deadline) and follow up. Each send
+        outlasts a burst of 429s (``patiently``); past its bound the asker is told privately."""
         me = asyncio.current_task()
         if me is not None:
             self._answering.add(me)
@@ -404,26 +412,48 @@ class DiscordAdapter:
         try:
             done, _ = await asyncio.wait({task}, timeout=self.settings.defer_after)
             if not done:
-                await interaction.response.defer(ephemeral=ephemeral_guess, thinking=True)
-                deferred_ephemeral = ephemeral_guess
+                try:
+                    await patiently(lambda: interaction.response.defer(ephemeral=ephemeral_guess, thinking=True),
+                                    "a defer")
+                    deferred_ephemeral = ephemeral_guess
+                except StillRateLimited:
+                    pass  # answered directly below if Discord still takes it
             reply = await task
         finally:
             if not task.done():
                 task.cancel()
-        msg = render(reply)
+        try:
+            await self._deliver(interaction, render(reply), deferred_ephemeral)
+        except StillRateLimited:
+            await self._tell_rate_limited(interaction)
+
+    async def _deliver(self, interaction: discord.Interaction, msg: DiscordMessage,
+                       deferred_ephemeral: bool | None) -> None:
         kwargs = self._message_kwargs(msg)
         if deferred_ephemeral is None:
-            await interaction.response.send_message(ephemeral=msg.ephemeral, **kwargs)
+            await patiently(lambda: interaction.response.send_message(ephemeral=msg.ephemeral, **kwargs), "an answer")
         elif msg.ephemeral == deferred_ephemeral:
-            await interaction.followup.send(ephemeral=msg.ephemeral, **kwargs)
+            await patiently(lambda: interaction.followup.send(ephemeral=msg.ephemeral, **kwargs), "an answer")
         else:
             # The first follow-up after a defer only fills in the "thinking…" message, whose visibility is
             # fixed: finish that one with a short note, then send the answer as a new message.
             note = "Answered privately." if msg.ephemeral else "Posted to the channel."
-            await interaction.edit_original_response(content=note, embeds=[], view=None, allowed_mentions=NO_MENTIONS)
-            await interaction.followup.send(ephemeral=msg.ephemeral, **kwargs)
+            await patiently(lambda: interaction.edit_original_response(
+                content=note, embeds=[], view=None, allowed_mentions=NO_MENTIONS), "a note")
+            await patiently(lambda: interaction.followup.send(ephemeral=msg.ephemeral, **kwargs), "an answer")
             if msg.ephemeral:
-                await interaction.delete_original_response()
+                await patiently(interaction.delete_original_response, "a note")
+
+    async def _tell_rate_limited(self, interaction: discord.Interaction) -> None:
+        """Tell the asker privately that Discord's rate limit kept their answer from being sent."""
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(NOTICE, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            else:
+                await interaction.response.send_message(NOTICE, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        except Exception as e:
+            log.warning("discord: could not tell user %s that the answer was rate limited: %s",
+                        interaction.user.id, type(e).__name__)
 
     def _interaction_request(
         self, interaction: discord.Interaction, text: str, command: str | None, via: Via
@@ -484,7 +514,11 @@ class DiscordAdapter:
             reply = await self.core.handle(request)
             target = message.thread or message.channel
             reference = message if target is message.channel else None
-            await self._send_to(target, render(reply, public=True), reference=reference)
+            answer = render(reply, public=True)
+            try:
+                await patiently(lambda: self._send_to(target, answer, reference=reference), "a reply")
+            except StillRateLimited:
+                await self._send_to(target, DiscordMessage(NOTICE, (), (), False), reference=reference)
         except Exception:
             ref = new_ref()
             log.exception("discord message handling failed ref=%s", ref)
