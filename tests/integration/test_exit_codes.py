@@ -1,6 +1,6 @@
 """Start-up failures of the real ``quotebot run`` exit non-zero with one clear line and no traceback, so a
 supervisor that restarts on failure does, and an operator reads what to fix: a port in use, a HOST that
-does not resolve, an unreachable Discord gateway, and gateway closes that cannot be retried (4004 bad
+does not resolve, an unreachable Discord gateway (sharded or not), and gateway closes that cannot be retried (4004 bad
 token, 4011 sharding required) from the local Discord server."""
 
 from __future__ import annotations
@@ -98,3 +98,14 @@ async def test_a_fatal_gateway_close_exits_non_zero_with_one_line(discord_server
     assert code != 0
     assert_one_clear_line(output, expected)
     assert "test-token" not in output.lower() and discord_server.token not in output  # the token is never shown
+
+
+async def test_a_sharded_start_with_an_unreachable_gateway_exits_non_zero_with_one_line(discord_server, tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    url = f"ws://127.0.0.1:{closed}/gateway"
+    code, output = await run_discord(discord_server, tmp_path, DISCORD_GATEWAY_URL=url, DISCORD_SHARD_COUNT="2")
+    assert code != 0
+    assert_one_clear_line(output, f"DISCORD_GATEWAY_URL: cannot reach Discord at {url}")
+    assert not discord_server.identifies  # no shard ever reached a gateway

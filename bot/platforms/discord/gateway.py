@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import discord
+import yarl
 
 from bot.platform import PlatformUnavailable
 
@@ -61,6 +63,33 @@ class FirstConnection:
         if not self.connected and not self.client.is_closed():
             self.failed = True
             asyncio.get_running_loop().create_task(self.client.close())
+
+
+class GatewayUnreachable(Exception):
+    """No shard could connect before any was ready (``FirstConnection.failed`` is set)."""
+
+
+class ShardedClient(discord.AutoShardedClient):
+    """``AutoShardedClient`` whose first start gives up like the unsharded client: when a shard's first
+    connection fails before any shard was ever ready, the start fails (discord.py would retry it every
+    5 s forever). Once a shard has been ready, failing shards keep retrying and reconnecting as usual."""
+
+    first_tries = 1  # connection attempts per shard before giving up, while no shard was ready
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.first: FirstConnection | None = None  # set by the adapter
+        self._launch_tries: dict[int, int] = {}
+
+    async def launch_shard(self, gateway: yarl.URL, shard_id: int, *, initial: bool = False) -> None:
+        # discord.py retries a failed launch by calling launch_shard again: each call is one attempt.
+        tries = self._launch_tries
+        tries[shard_id] = tries.get(shard_id, 0) + 1
+        first = self.first
+        if first is not None and not first.connected and tries[shard_id] > self.first_tries:
+            first.failed = True
+            raise GatewayUnreachable(f"shard {shard_id}")
+        await super().launch_shard(gateway, shard_id, initial=initial)
 
 
 class ReconnectLine(logging.Filter):
