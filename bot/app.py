@@ -107,10 +107,20 @@ def context_for(name: str, core: QuoteBot, settings: Settings, http: HttpServer,
     return PlatformContext(core=core, settings=settings, platform_settings=own, http=http, store=store, daily=daily)
 
 
-async def serve(settings: Settings, platforms: list[str]) -> None:
-    """Run the given platforms until they end (console EOF) or SIGTERM/SIGINT arrives."""
+def run(settings: Settings, platforms: list[str]) -> None:
+    """``serve`` the platforms, the index opened (or built) first in the main thread, before the event loop
+    starts: Ctrl-C during a long build then stops at once (KeyboardInterrupt) instead of after it, as a
+    build in a worker thread cannot be interrupted."""
+    searcher = build_searcher(settings)
+    asyncio.run(serve(settings, platforms, searcher=searcher))
+
+
+async def serve(settings: Settings, platforms: list[str], *, searcher: Retriever | None = None) -> None:
+    """Run the given platforms until they end (console EOF) or SIGTERM/SIGINT arrives; ``searcher`` is
+    opened here (in a worker thread) when not given."""
     chosen = [spec(name) for name in platforms]
-    searcher = await asyncio.to_thread(build_searcher, settings)
+    if searcher is None:
+        searcher = await asyncio.to_thread(build_searcher, settings)
     log.info("search mode: %s; %d passages", searcher.describe(), searcher.size)
     store = daily = scheduler = None
     memo = None

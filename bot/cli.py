@@ -230,7 +230,7 @@ def _ask(settings: Settings, question: str) -> int:
 
 
 def _run(settings: Settings, platforms: list[str] | None) -> int:
-    from bot.app import configured_platforms, serve, unconfigured
+    from bot.app import configured_platforms, run, unconfigured
     from bot.platform import PlatformUnavailable
 
     chosen = list(dict.fromkeys(platforms)) if platforms else configured_platforms(settings)
@@ -239,7 +239,7 @@ def _run(settings: Settings, platforms: list[str] | None) -> int:
         print(f"quotebot: setting error: --platform {missing[0]} needs {missing[1]}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve(settings, chosen))
+        run(settings, chosen)
     except PlatformUnavailable as e:
         print(f"quotebot: {e}", file=sys.stderr)
         return 1

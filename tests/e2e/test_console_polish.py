@@ -178,3 +178,32 @@ def test_more_numbers_results_4_to_6_and_the_answer_says_more_exists(workdir):
     assert "Pick a quote" not in widened and "Lighthouse Stories" in widened
     child.sendline("quit")
     child.expect(pexpect.EOF)
+
+
+def write_large_corpus(folder: Path, files: int = 400, cues: int = 150) -> Path:
+    """Enough transcripts that building their index takes several seconds."""
+    folder.mkdir(parents=True)
+    words = [*"lighthouse keeper storm granite lamp beam fog ship tide".split(), *(f"w{i}" for i in range(3000))]
+
+    def at(t: int) -> str:
+        return f"{t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d},000"
+
+    for f in range(files):
+        blocks = [f"{i + 1}\n{at(i * 10)} --> {at(i * 10 + 9)}\n"
+                  + " ".join(words[(f * 7919 + i * 104729 + k * 31) % len(words)] for k in range(25)) + "\n"
+                  for i in range(cues)]
+        (folder / f"talk{f:03d}.srt").write_text("\n".join(blocks), encoding="utf-8")
+    return folder
+
+
+def test_ctrl_c_while_the_index_is_built_exits_at_once(tmp_path):
+    write_large_corpus(tmp_path / "corpus")
+    index = tmp_path / "state" / "index"
+    child = pexpect.spawn(str(QUOTEBOT), ["run"], cwd=str(ROOT), env=bot_env(tmp_path), dimensions=(30, COLUMNS),
+                          encoding="utf-8", codec_errors="replace", timeout=60)
+    while not (index / "build.lock").exists():  # the build has begun
+        assert child.isalive(), child.read()
+        child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.05)
+    ends_cleanly_on_ctrl_c(child, [])
+    assert child.exitstatus == 130
+    assert not (index / "current").exists()  # it stopped building instead of finishing first
