@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 from config.settings import BUNDLED_CORPUS, BUNDLED_MANIFEST  # noqa: E402
 from retrieval.hybrid import HybridParams, HybridSearcher, compute_semantic, embedding_extra  # noqa: E402
 from retrieval.index import IndexStore  # noqa: E402
-from retrieval.search import Searcher, _analyzer_for, build_and_publish  # noqa: E402
+from retrieval.library import analyzer_for, build_and_publish  # noqa: E402
+from retrieval.search import Searcher  # noqa: E402
 from retrieval.semantic import DEFAULT_MODEL, Embedder  # noqa: E402
 
 EXTRA_QUERIES = ["fermi paradox", "kardashev scale", "raptor engine", "grok truth seeking", "optimus hands"]
@@ -80,8 +81,8 @@ def main() -> int:
         hybrid_index = build_and_publish(BUNDLED_CORPUS, BUNDLED_MANIFEST, IndexStore(Path(tmp) / "hybrid"),
                                          extras=(embedding_extra(embedder, params),))
         full_build = time.perf_counter() - t
-        lexical = Searcher(index, _analyzer_for(index))
-        hybrid = HybridSearcher(hybrid_index, _analyzer_for(hybrid_index), embedder=embedder, params=params)
+        lexical = Searcher(index, analyzer_for(index))
+        hybrid = HybridSearcher(hybrid_index, analyzer_for(hybrid_index), embedder=embedder, params=params)
         lex_ms = _time_queries(lexical, queries, args.rounds)
         hyb_ms = _time_queries(hybrid, queries, args.rounds)
         embed_ms = []

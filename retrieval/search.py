@@ -408,14 +408,10 @@ def speaker_words(index: Index) -> dict[str, frozenset[int]]:
 # --- opening a corpus: retrieval.library, re-exported for callers of this module ---------
 
 from retrieval.library import (  # noqa: E402
-    analyzer_for,
     build_and_publish,
     default_index_dir,
     open_searcher,
 )
-
-_analyzer_for = analyzer_for  # (benchmarks/hybrid_speed.py)
-
 
 __all__ = ["CandidateRanker", "LexicalRanker", "QueryPlan", "RankParams", "Ranked", "Searcher", "build_and_publish",
            "default_index_dir", "open_searcher", "read_manifest"]
