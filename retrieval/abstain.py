@@ -19,7 +19,8 @@ question's weight (``answer_coverage``): both signals must say "nothing" before 
 comes back empty. The thresholds were set on the probes (negatives) and on tune questions
 written for each corpus (positives), so that nearly no answerable tune question goes
 unanswered. Lexical mode: a moment answers when it holds at least a tenth of the question's
-weight.
+weight, and not when every word it matched is a stand-in while another question word matches
+nothing at all ("xyzzy plugh" is no question about plugs).
 """
 
 from __future__ import annotations
@@ -169,6 +170,8 @@ def answers(index: Index, plan: QueryPlan, ranked: Ranked, doc: int, params: Abs
         return True
     ev = evidence(index, plan, ranked, doc)
     if ev.cosine is None or "strong" not in ranked.stats:
+        if plan.missing and all(plan.weights.get(t, 1.0) < 1.0 for t in plan.ids):
+            return False  # the only evidence is a guessed respelling, and another word has no match at all
         return ev.coverage >= params.min_coverage
     cos = ev.best_cosine if params.best_cosine and ev.best_cosine is not None else ev.cosine
     if params.rule == "calibrated" and "null" in ranked.stats:
