@@ -156,10 +156,10 @@ def test_two_processes_building_into_one_folder_take_turns(small_corpus, tmp_pat
     assert s.refresh() is False  # up to date: nothing rebuilt
 
 
-def test_chapters_and_channel_reach_the_hit_from_a_saved_index(tmp_path):
+def write_chaptered_episode(corpus: Path) -> Path:
+    """A yt-dlp style episode (video id in the name) with an ``.info.json`` giving its channel and two chapters."""
     import json
 
-    corpus = tmp_path / "c"
     corpus.mkdir()
     (corpus / "Rockets Explained [dQw4w9WgXcQ].en.vtt").write_text(
         "WEBVTT\n\n00:00.000 --> 00:05.000\nWelcome to the show about rockets. "
@@ -170,6 +170,11 @@ def test_chapters_and_channel_reach_the_hit_from_a_saved_index(tmp_path):
         "id": "dQw4w9WgXcQ", "title": "Rockets Explained", "uploader": "Space Channel",
         "chapters": [{"start_time": 0.0, "end_time": 60.0, "title": "Intro"},
                      {"start_time": 60.0, "end_time": 120.0, "title": "Engines"}]}), encoding="utf-8")
+    return corpus
+
+
+def test_chapters_and_channel_reach_the_hit_from_a_saved_index(tmp_path):
+    corpus = write_chaptered_episode(tmp_path / "c")
     open_searcher(corpus, None, tmp_path / "ix")
     s = open_searcher(corpus, None, tmp_path / "ix")  # loaded from disk this time
     hit = s.search("turbopump combustion")[0]
@@ -180,22 +185,10 @@ def test_chapters_and_channel_reach_the_hit_from_a_saved_index(tmp_path):
 
 
 async def test_a_card_is_labelled_with_its_chapter(tmp_path):
-    import json
-
     from bot.core import QuoteBot
     from bot.reply import Request, Via
 
-    corpus = tmp_path / "c"
-    corpus.mkdir()
-    (corpus / "Rockets Explained [dQw4w9WgXcQ].en.vtt").write_text(
-        "WEBVTT\n\n00:00.000 --> 00:05.000\nWelcome to the show about rockets. "
-        + "We talk about launches and orbits and all the missions of the year. " * 8 + "\n\n"
-        "01:05.000 --> 01:10.000\n" + "Engines burn methane with liquid oxygen in the chamber. " * 8
-        + "The turbopump feeds the combustion chamber.\n", encoding="utf-8")
-    (corpus / "Rockets Explained [dQw4w9WgXcQ].info.json").write_text(json.dumps({
-        "id": "dQw4w9WgXcQ", "title": "Rockets Explained",
-        "chapters": [{"start_time": 0.0, "end_time": 60.0, "title": "Intro"},
-                     {"start_time": 60.0, "end_time": 120.0, "title": "Engines"}]}), encoding="utf-8")
+    corpus = write_chaptered_episode(tmp_path / "c")
     bot = QuoteBot(open_searcher(corpus, None, tmp_path / "ix"))
     try:
         reply = await bot.handle(Request(text="turbopump methane", via=Via.CONSOLE))
