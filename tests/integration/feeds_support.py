@@ -117,3 +117,10 @@ class FeedSite:
         return web.Response(status=200, body=route.body,
                             headers={"Content-Type": route.content_type, "ETag": etag,
                                      "Last-Modified": LAST_MODIFIED})
+
+
+def write_local_corpus(folder: Path) -> Path:
+    """A corpus folder holding one local note; followed feeds store their episodes beside it."""
+    folder.mkdir()
+    (folder / "notes.txt").write_text("A local note about kazoos and harmonicas in the marching band.\n")
+    return folder

@@ -15,7 +15,7 @@ from retrieval.feeds.manager import FeedManager, FeedOptions
 from retrieval.feeds.parse import FeedError
 from retrieval.index import IndexStore
 from retrieval.library import open_searcher, update_index
-from tests.integration.feeds_support import DATA, FeedSite
+from tests.integration.feeds_support import DATA, write_local_corpus
 
 EP1 = "Episode 1: The Last Lighthouse Keeper — Harbour Lights"
 EP2 = "Episode 2: Bees on the Breakwater — Harbour Lights"
@@ -23,20 +23,8 @@ EP3 = "Episode 3: Sourdough at Sea — Harbour Lights"
 
 
 @pytest.fixture
-async def site():
-    s = FeedSite()
-    await s.start()
-    s.harbour()
-    yield s
-    await s.close()
-
-
-@pytest.fixture
 def corpus(tmp_path: Path) -> Path:
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    (folder / "notes.txt").write_text("A local note about kazoos and harmonicas in the marching band.\n")
-    return folder
+    return write_local_corpus(tmp_path / "corpus")
 
 
 def manager(corpus: Path, *, timeout: float = 5.0, max_bytes: int = 1024 * 1024) -> FeedManager:

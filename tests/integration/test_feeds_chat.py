@@ -6,28 +6,16 @@ from __future__ import annotations
 import uuid
 
 import aiohttp
-import pytest
 
 from tests.e2e.slack_api_server import SlackApiServer
 from tests.e2e.slack_helpers import SignedClient, SlackBotProcess, bot_env, free_port
-from tests.integration.feeds_support import FeedSite
-
-
-@pytest.fixture
-async def site():
-    s = FeedSite()
-    await s.start()
-    s.harbour()
-    yield s
-    await s.close()
+from tests.integration.feeds_support import write_local_corpus
 
 
 async def test_slack_admin_adds_a_feed_and_others_are_refused(site, tmp_path):
     api = SlackApiServer(users={"UADMIN": {"is_admin": True}, "UPLAIN": {}})
     await api.start()
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "notes.txt").write_text("A local note about kazoos and harmonicas in the marching band.\n")
+    corpus = write_local_corpus(tmp_path / "corpus")
     port = free_port()
     bot = SlackBotProcess(bot_env(tmp_path, api.api_url, port, QUOTEBOT_CORPUS=str(corpus),
                                   QUOTEBOT_INDEX_DIR=str(tmp_path / "idx")), port, log_path=tmp_path / "bot.log")

@@ -11,26 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.feeds_support import FeedSite
+from tests.integration.feeds_support import write_local_corpus
 
 QUOTEBOT = shutil.which("quotebot", path=str(Path(sys.executable).parent)) or "quotebot"
 WAIT = 60.0  # a safety net for a hung process, not a speed check
 
 
 @pytest.fixture
-async def site():
-    s = FeedSite()
-    await s.start()
-    s.harbour()
-    yield s
-    await s.close()
-
-
-@pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "notes.txt").write_text("A local note about kazoos and harmonicas in the marching band.\n")
+    corpus = write_local_corpus(tmp_path / "corpus")
     out = {k: v for k, v in os.environ.items() if not k.startswith(("QUOTEBOT_", "DISCORD_", "SLACK_"))}
     out.update(QUOTEBOT_CORPUS=str(corpus), QUOTEBOT_INDEX_DIR=str(tmp_path / "idx"), QUOTEBOT_DOTENV="",
                QUOTEBOT_SEARCH_MODE="lexical", HF_HUB_OFFLINE="1", QUOTEBOT_FEED_TIMEOUT_SECONDS="5")
