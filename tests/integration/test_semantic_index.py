@@ -21,6 +21,7 @@ from bot.app import build_searcher
 from config.settings import SettingsError, load_settings
 from retrieval.index import IndexStore
 from retrieval.search import open_searcher
+from tests.blocked_imports import EMBEDDING_BACKENDS, without
 from tests.unit.test_hybrid import write_topic_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,13 +29,7 @@ PARAPHRASE = "how soon could the red planet keep going without shipments from ho
 
 # Runs ``quotebot`` with every embedding backend (ONNX Runtime, sentence-transformers, torch) missing, as on an
 # install without the extra.
-WITHOUT_EXTRA = (
-    "import sys\n"
-    "class Block:\n"
-    "    def find_spec(self, name, path=None, target=None):\n"
-    "        if name.split('.')[0] in ('torch', 'sentence_transformers', 'transformers', 'onnxruntime', 'onnx'):\n"
-    "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
-    "sys.meta_path.insert(0, Block())\n"
+WITHOUT_EXTRA = without(*EMBEDDING_BACKENDS) + (
     "from bot.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )

@@ -19,6 +19,7 @@ import pytest
 from retrieval.hybrid import GlossaryNotes, HybridParams, HybridSearcher, build_units, shown_ends
 from retrieval.search import open_searcher
 from retrieval.semantic import DEFAULT_MODEL, Embedder, SemanticUnavailable, packaged_model_dir, resolve_model
+from tests.blocked_imports import EMBEDDING_BACKENDS, without
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,13 +127,7 @@ def test_default_model_is_the_packaged_copy_and_folders_are_used_as_given(tmp_pa
 
 
 def test_semantic_modules_import_without_any_embedding_backend():
-    code = (
-        "import sys\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('torch', 'sentence_transformers', 'transformers', 'onnxruntime', 'onnx'):\n"
-        "            raise ModuleNotFoundError(name)\n"
-        "sys.meta_path.insert(0, Block())\n"
+    code = without(*EMBEDDING_BACKENDS) + (
         "import retrieval.hybrid, retrieval.semantic as s\n"
         "print(s.extra_installed())\n"
         "try:\n"

@@ -28,6 +28,7 @@ from retrieval.semantic import (
     packaged_model_dir,
     split_backend,
 )
+from tests.blocked_imports import without
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,13 +93,7 @@ def test_onnx_graph_computes_the_same_vectors_as_a_plain_forward_pass(model_cach
 
 
 def test_default_embedder_runs_on_onnx_without_torch(model_cache):
-    code = (
-        "import sys\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('torch', 'sentence_transformers', 'transformers', 'huggingface_hub'):\n"
-        "            raise ModuleNotFoundError(name)\n"
-        "sys.meta_path.insert(0, Block())\n"
+    code = without("torch", "sentence_transformers", "transformers", "huggingface_hub") + (
         "from pathlib import Path\n"
         "from retrieval.semantic import Embedder\n"
         f"e = Embedder(model_cache=Path({str(model_cache)!r}))\n"
