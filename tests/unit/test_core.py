@@ -9,13 +9,11 @@ import pytest
 from bot.commands import parse, strip_mention, strip_prefix
 from bot.core import CoreOptions, QuoteBot
 from bot.reply import ActionKind, Request, Via, permalink
-from retrieval.search import open_searcher
-from tests.conftest import BUNDLED, ROOT
 
 
-@pytest.fixture(scope="module")
-def searcher(tmp_path_factory):
-    return open_searcher(BUNDLED, ROOT / "config" / "corpus.toml", tmp_path_factory.mktemp("core") / "ix")
+@pytest.fixture
+def searcher(bundled_searcher):
+    return bundled_searcher
 
 
 @pytest.fixture

@@ -18,12 +18,11 @@ from bot.reply import ActionKind, ReplyKind, Request, Via
 from bot.store import SqlMemo, open_store
 from config.settings import load_settings
 from retrieval.search import open_searcher
-from tests.conftest import BUNDLED, ROOT
 
 
-@pytest.fixture(scope="module")
-def searcher(tmp_path_factory):
-    return open_searcher(BUNDLED, ROOT / "config" / "corpus.toml", tmp_path_factory.mktemp("polish") / "ix")
+@pytest.fixture
+def searcher(bundled_searcher):
+    return bundled_searcher
 
 
 @pytest.fixture
