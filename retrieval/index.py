@@ -75,6 +75,19 @@ class BM25Params:
     idf: str = "lucene"
 
 
+@dataclass(frozen=True, slots=True)
+class SourceSpan:
+    """Part of one source's text: ``text`` begins at character ``start`` of a text ``length`` long."""
+
+    text: str
+    start: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.text)
+
+
 class Index:
     """A loaded (or freshly built) index. Read-only; safe to share between threads."""
 
@@ -89,6 +102,7 @@ class Index:
         self.glossary: dict[str, list[str]] = meta["glossary"]
         self.params = BM25Params(**meta["params"])
         self._texts: dict[int, str] = {}
+        self._lengths: dict[int, int] = {}  # characters of each source's text, as asked for
         self._src_doc = arrays["src_doc"].reshape(-1, 2)
         self._exact = bool(meta.get("exact", True))
         self.dead: np.ndarray = arrays["dead"]  # passages of replaced or removed sources (delta generations)
@@ -161,6 +175,35 @@ class Index:
                 cache.pop(next(iter(cache)))
         cache[i] = text
         return text
+
+    def text_near(self, doc: int, lo: int, hi: int) -> SourceSpan | None:
+        """A stretch of window ``doc``'s source text holding at least characters ``lo .. hi``
+        (clipped to the source), decoded from the bytes between window edges only."""
+        sn = int(self.a["p_src"][doc])
+        if sn < 0:
+            return None
+        a = self.a
+        d0, d1 = (int(x) for x in self._src_doc[sn])
+        b0, b1 = (int(x) for x in a["src_txt"][2 * sn : 2 * sn + 2])
+        starts = a["p_cstart"][d0:d1]
+        i = int(np.searchsorted(starts, lo, side="right")) - 1  # the last window starting at or before lo
+        c_lo, b_lo = (int(starts[i]), int(a["p_bstart"][d0 + i])) if i >= 0 else (0, b0)
+        j = int(np.searchsorted(starts, hi, side="left"))  # the first window starting at or after hi
+        b_hi = int(a["p_bstart"][d0 + j]) if j < len(starts) else b1
+        return SourceSpan(bytes(a["src_text"][b_lo:b_hi]).decode("utf-8"), c_lo, self._source_length(sn))
+
+    def _source_length(self, sn: int) -> int:
+        n = self._lengths.get(sn)
+        if n is None:
+            a = self.a
+            d0, d1 = (int(x) for x in self._src_doc[sn])
+            b1 = int(a["src_txt"][2 * sn + 1])
+            if d1 > d0:  # the last window's end, then whatever text follows it
+                n = int(a["p_cend"][d1 - 1]) + len(bytes(a["src_text"][int(a["p_bend"][d1 - 1]) : b1]).decode("utf-8"))
+            else:
+                n = len(bytes(a["src_text"][int(a["src_txt"][2 * sn]) : b1]).decode("utf-8"))
+            self._lengths[sn] = n
+        return n
 
     def term_ids(self, terms: list[str]) -> list[int]:
         """Vocabulary ids of ``terms`` (unknown terms dropped, order and repeats kept)."""

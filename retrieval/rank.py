@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from retrieval.index import Index
+from retrieval.index import Index, SourceSpan
 from retrieval.links import moment_url
 from retrieval.model import Hit, Passage, SourceInfo
 from retrieval.text import merge_spans
@@ -160,23 +160,32 @@ def smooth(index: Index, cand: np.ndarray, final: np.ndarray, weight: float, int
     """
     if weight <= 0 or len(cand) < 2:
         return final
-    score = dict(zip(cand.tolist(), final.tolist(), strict=True))
-    src, spk = np.asarray(index.a["p_src"]), np.asarray(index.a["p_speaker"])
+    a = index.a
+    src, spk, ptr = a["p_src"], a["p_speaker"], a["tok_ptr"]
     n = index.size
-    out = np.empty(len(cand), dtype=np.float64)
-    for i, c in enumerate(cand.tolist()):
-        best = 0.0
-        for step in (-1, 1):
-            d = c + step
-            if not 0 <= d < n or src[d] != src[c]:
-                continue
-            best = max(best, score.get(d, 0.0))
+    cand = np.asarray(cand, np.int64)
+    by_doc = np.argsort(cand, kind="stable")
+    docs, vals = cand[by_doc], np.asarray(final, np.float64)[by_doc]
+
+    def score_of(d: np.ndarray) -> np.ndarray:
+        at = np.minimum(np.searchsorted(docs, d), len(docs) - 1)
+        return np.where(docs[at] == d, vals[at], 0.0)
+
+    my_src, my_spk = src[cand], spk[cand]
+    best = np.zeros(len(cand))
+    for step in (-1, 1):
+        d = cand + step
+        ok = (d >= 0) & (d < n)
+        d = np.clip(d, 0, n - 1)
+        ok &= src[d] == my_src
+        best = np.where(ok, np.maximum(best, score_of(d)), best)
+        if interjection > 0:
             far = d + step
-            if interjection > 0 and spk[d] != spk[c] and spk[c] >= 0 and 0 <= far < n and src[far] == src[c] \
-                    and spk[far] == spk[c] and passage_tokens(index, d) <= interjection:
-                best = max(best, score.get(far, 0.0))
-        out[i] = score[c] + weight * best
-    return out
+            ok &= (spk[d] != my_spk) & (my_spk >= 0) & (far >= 0) & (far < n)
+            far = np.clip(far, 0, n - 1)
+            ok &= (src[far] == my_src) & (spk[far] == my_spk) & (ptr[d + 1] - ptr[d] <= interjection)
+            best = np.where(ok, np.maximum(best, score_of(far)), best)
+    return np.asarray(final, np.float64) + weight * best
 
 
 def passage_tokens(index: Index, doc: int) -> int:
@@ -200,8 +209,9 @@ def answer_turns(index: Index, cand: np.ndarray, final: np.ndarray, share: float
     turn = (nxt != cand) & (src[nxt] == src[cand]) & (spk[nxt] != spk[cand]) & (spk[cand] >= 0)
     if not turn.any():
         return cand, final
-    asks = np.array([index.passage(int(d)).text.rstrip().endswith(("?", "？")) if t else False
-                     for d, t in zip(cand.tolist(), turn.tolist(), strict=True)], dtype=bool)
+    asks = np.zeros(len(cand), dtype=bool)
+    for i in np.flatnonzero(turn).tolist():
+        asks[i] = ends_question(index, int(cand[i]))
     if not asks.any():
         return cand, final
     scores = dict(zip(cand.tolist(), final.tolist(), strict=True))
@@ -211,6 +221,17 @@ def answer_turns(index: Index, cand: np.ndarray, final: np.ndarray, share: float
         scores[d] -= lent
     keys = np.fromiter(scores, np.int64, len(scores))
     return keys, np.fromiter(scores.values(), np.float64, len(scores))
+
+
+def ends_question(index: Index, doc: int) -> bool:
+    """Whether the text of window ``doc`` ends with a question mark (trailing spaces aside)."""
+    a = index.a
+    s, e = int(a["p_bstart"][doc]), int(a["p_bend"][doc])
+    # the last few bytes (a character cut at their start is dropped) hold the last non-space character
+    tail = bytes(a["src_text"][max(s, e - 32) : e]).decode("utf-8", "ignore").rstrip()
+    if not tail and e - s > 32:
+        tail = bytes(a["src_text"][s:e]).decode("utf-8").rstrip()
+    return tail.endswith(("?", "？"))
 
 
 def repeats(index: Index, d: int, c: int, shown: int) -> bool:
@@ -236,46 +257,129 @@ def turn_end(index: Index, doc: int) -> int | None:
     """Where the speaker of window ``doc`` stops talking: the start of the first later window
     in the same source with another speaker (None when speakers are unknown or never change)."""
     a = index.a
-    spk = a["p_speaker"]
-    me = int(spk[doc])
-    src = int(a["p_src"][doc])
-    for d in range(doc + 1, min(index.size, doc + 64)):
-        if int(a["p_src"][d]) != src:
-            return None
-        if int(spk[d]) != me:
-            return int(a["p_cstart"][d])
-    return None
+    hi = min(index.size, doc + 64)
+    if hi <= doc + 1:
+        return None
+    src, spk = a["p_src"][doc + 1 : hi], a["p_speaker"][doc + 1 : hi]
+    other = (src != src.dtype.type(a["p_src"][doc])) | (spk != spk.dtype.type(a["p_speaker"][doc]))
+    j = int(np.argmax(other))
+    if not other[j] or src[j] != a["p_src"][doc]:
+        return None
+    return int(a["p_cstart"][doc + 1 + j])
 
 
 def turn_start(index: Index, doc: int) -> int:
     """Where the speaker of window ``doc`` started this turn (the earliest char a quote of it may show)."""
     a = index.a
-    spk, src = a["p_speaker"], a["p_src"]
-    me, s = int(spk[doc]), int(src[doc])
-    d = doc
-    while d > 0 and d > doc - 64 and int(src[d - 1]) == s and int(spk[d - 1]) == me:
-        d -= 1
+    lo = max(0, doc - 64)
+    src, spk = a["p_src"][lo:doc], a["p_speaker"][lo:doc]
+    other = np.flatnonzero((src != a["p_src"][doc]) | (spk != a["p_speaker"][doc]))
+    d = lo + int(other[-1]) + 1 if len(other) else lo
     return int(a["p_cstart"][d])
 
 
-def extend(index: Index, p: Passage, limit: int, stop: int | None = None, doc: int | None = None) -> Passage:
+def extend(index: Index, p: Passage, limit: int, stop: int | None = None, doc: int | None = None,
+           span: SourceSpan | None = None) -> Passage:
     """``p`` with the whole sentences that follow it appended, up to ``limit`` characters,
     never past ``stop`` (where another result begins) nor into the next speaker's turn
-    (found from window ``doc``, ``p.pid`` by default)."""
-    text = index.source_text(p.source_id)
-    if text is None:
-        return p
-    turn = turn_end(index, p.pid if doc is None else doc) if p.pid >= 0 else None
-    hi = min(len(text), p.char_start + limit, len(text) if stop is None else stop,
-             len(text) if turn is None else turn)
+    (found from window ``doc``, ``p.pid`` by default). ``span``, when given, is the part of
+    the source's text to read (it must reach past ``p.char_start + limit`` or to the end)."""
+    win = p.pid if doc is None else doc
+    if span is None:
+        span = index.text_near(win, p.char_start, p.char_start + limit + 1) if win >= 0 else None
+        if span is None:
+            text = index.source_text(p.source_id)
+            if text is None:
+                return p
+            span = SourceSpan(text, 0, len(text))
+    text, off = span.text, span.start
+    turn = turn_end(index, win) if p.pid >= 0 else None
+    hi = min(span.length, p.char_start + limit, span.length if stop is None else stop,
+             span.length if turn is None else turn)
     if hi <= p.char_end:
         return p
-    end = sentence_end(text, hi, p.char_end)
+    end = sentence_end(text, hi - off, p.char_end - off) + off
     if end == p.char_end and turn is not None and hi == turn:
         end = hi  # the turn's last words, though they end no sentence, but not the next turn's marker
-        while end > p.char_end and (text[end - 1].isspace() or text[end - 1] in "-–—"):
+        while end > p.char_end and (text[end - 1 - off].isspace() or text[end - 1 - off] in "-–—"):
             end -= 1
-    return replace(p, text=text[p.char_start : end], char_end=end) if end > p.char_end else p
+    return replace(p, text=text[p.char_start - off : end - off], char_end=end) if end > p.char_end else p
+
+
+class Matches:
+    """Query-term tokens (``mask``) of window ``doc`` and the windows around it, at source
+    character offsets: read once, then cut to the highlight spans of any quote of the window."""
+
+    def __init__(self, index: Index, doc: int, mask: np.ndarray) -> None:
+        self.index, self.doc, self.mask = index, doc, mask
+        src = index.a["p_src"][doc : min(index.size, doc + 8)]
+        other = np.flatnonzero(src != src[0])
+        self.end = doc + (int(other[0]) if len(other) else len(src))  # the shown text's windows stop here
+        self.lo = doc
+        self.starts: list[int] = []
+        self.rows: list[tuple[int, int, int]] = []  # (window, start, end) of each matching token
+        self._read(doc, self.end)
+
+    def _read(self, lo: int, hi: int) -> None:
+        a = self.index.a
+        starts = a["p_cstart"][lo:hi].tolist()
+        self.starts = starts + self.starts
+        ptr = np.asarray(a["tok_ptr"][lo : hi + 1])
+        t0 = int(ptr[0])
+        at = np.flatnonzero(self.mask[a["tok_ids"][t0 : int(ptr[-1])]])
+        if not len(at):
+            return
+        win = np.searchsorted(ptr, at + t0, side="right") - 1
+        shift = np.asarray(starts, np.int64)[win]
+        s = (a["tok_cs"][t0 + at] + shift).tolist()
+        e = (a["tok_ce"][t0 + at] + shift).tolist()
+        self.rows = list(zip((win + lo).tolist(), s, e, strict=True)) + self.rows
+
+    def spans(self, p: Passage) -> tuple[tuple[int, int], ...]:
+        """Spans of ``p.text`` (a quote of the window) holding query terms, from the token
+        offsets of the windows that the text covers."""
+        index, doc = self.index, self.doc
+        src, cs = index.a["p_src"], index.a["p_cstart"]
+        first = doc
+        while first > 0 and int(src[first - 1]) == int(src[doc]) and int(cs[first]) > p.char_start:
+            first -= 1
+        if first < self.lo:
+            self._read(first, self.lo)
+            self.lo = first
+        last = first + 1
+        while last < self.end and self.starts[last - self.lo] < p.char_end:
+            last += 1
+        lo, hi = p.char_start, p.char_start + len(p.text)
+        return merge_spans([(s - lo, e - lo) for w, s, e in self.rows if first <= w < last and s >= lo and e <= hi])
+
+
+def moment(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: int | None = None,
+           floor: int = 0) -> tuple[Passage, tuple[tuple[int, int], ...]]:
+    """``moment_quote`` and the highlight spans of the quote."""
+    p = index.passage(doc)
+    found = Matches(index, doc, mask)
+    if params.show_chars <= len(p.text):
+        return p, found.spans(p)
+    lead = max(0, params.lead_chars)
+    # two characters before the earliest start (a sentence start is read from them), one past the last end
+    span = index.text_near(doc, p.char_start - lead - 2, p.char_start + params.show_chars + 1)
+    spans = found.spans(p)
+    if span is None:
+        return p, spans
+    first = spans[0][0] if spans else 0
+    shown = extend(index, p, params.show_chars, stop, doc, span)
+    room = params.show_chars - len(shown.text)
+    if room <= 0 or first < len(p.text) // 2 or params.lead_chars <= 0:
+        return shown, (spans if shown is p else found.spans(shown))
+    lo = max(floor, turn_start(index, doc), p.char_start - min(room, params.lead_chars))
+    off = span.start
+    start = sentence_start(span.text, lo - off, p.char_start - off) + off
+    if start >= p.char_start:
+        return shown, (spans if shown is p else found.spans(shown))
+    at = _time_at(index, doc, start)
+    quote = replace(shown, text=span.text[start - off : shown.char_end - off], char_start=start,
+                    start=at if at is not None else shown.start)
+    return quote, found.spans(quote)
 
 
 def moment_quote(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: int | None = None,
@@ -289,25 +393,7 @@ def moment_quote(index: Index, doc: int, mask: np.ndarray, params: RankParams, s
     result's quote ends) so that what leads up to them shows too; otherwise it starts with
     the window.
     """
-    p = index.passage(doc)
-    if params.show_chars <= len(p.text):
-        return p
-    text = index.source_text(p.source_id)
-    if text is None:
-        return p
-    spans = highlights(index, doc, p, mask)
-    first = spans[0][0] if spans else 0
-    shown = extend(index, p, params.show_chars, stop, doc)
-    room = params.show_chars - len(shown.text)
-    if room <= 0 or first < len(p.text) // 2 or params.lead_chars <= 0:
-        return shown
-    lo = max(floor, turn_start(index, doc), p.char_start - min(room, params.lead_chars))
-    start = sentence_start(text, lo, p.char_start)
-    if start >= p.char_start:
-        return shown
-    at = _time_at(index, doc, start)
-    return replace(shown, text=text[start : shown.char_end], char_start=start,
-                   start=at if at is not None else shown.start)
+    return moment(index, doc, mask, params, stop, floor)[0]
 
 
 def _time_at(index: Index, doc: int, pos: int) -> float | None:
@@ -331,26 +417,7 @@ def highlights(index: Index, doc: int, p: Passage, mask: np.ndarray) -> tuple[tu
     """Spans of ``p.text`` holding query terms (``mask``), from the token offsets stored for
     the windows that the shown text covers (``doc``, those after it, and before it when the
     quote starts earlier)."""
-    a = index.a
-    src_of, cs_of = a["p_src"], a["p_cstart"]
-    first = doc
-    while first > 0 and int(src_of[first - 1]) == int(src_of[doc]) and int(cs_of[first]) > p.char_start:
-        first -= 1
-    ahead = slice(first, min(index.size, doc + 8))
-    srcs, starts = src_of[ahead].tolist(), cs_of[ahead].tolist()
-    n = 1
-    while n < len(srcs) and srcs[n] == srcs[0] and starts[n] < p.char_end:
-        n += 1
-    # one source's windows are consecutive, so their tokens are one slice of the arrays
-    ptr = a["tok_ptr"][first : first + n + 1]
-    lo, hi = int(ptr[0]), int(ptr[-1])
-    hit = mask[a["tok_ids"][lo:hi]]
-    if not hit.any():
-        return ()
-    shift = np.repeat(np.asarray(starts[:n]) - p.char_start, np.diff(ptr))[hit]
-    s, e = a["tok_cs"][lo:hi][hit] + shift, a["tok_ce"][lo:hi][hit] + shift
-    keep = (e <= len(p.text)) & (s >= 0)
-    return merge_spans(list(zip(s[keep].tolist(), e[keep].tolist(), strict=True)))
+    return Matches(index, doc, mask).spans(p)
 
 
 SENTENCE_ENDS = ".!?。！？"

@@ -30,12 +30,9 @@ from retrieval.model import Hit, SourceInfo
 from retrieval.rank import (
     RankParams,
     answer_turns,
-    highlights,
     lexical_evidence,
     make_hit,
-    moment_quote,
-    next_start,
-    repeats,
+    moment,
     sentence_end,
     sentence_start,
     smooth,
@@ -304,12 +301,7 @@ class Searcher:
         if abstain and not answers(index, plan, ranked, int(order[0]), self.abstain):
             return []
         fin = dict(zip(cand.tolist(), final.tolist(), strict=True))
-        chosen: list[int] = []
-        for d in order.tolist():
-            if not any(repeats(index, d, c, self.rank.show_chars) for c in chosen):
-                chosen.append(d)
-                if len(chosen) >= want:
-                    break
+        chosen = distinct(index, order, want, self.rank.show_chars)
         mask = index.term_mask(plan.ids)
         return [self._hit(index, d, fin[d], mask, chosen) for d in chosen[offset:want]]
 
@@ -324,11 +316,14 @@ class Searcher:
         return cand, smooth(index, cand, final, r.neighbour_w, r.interjection)
 
     def _hit(self, index: Index, doc: int, score: float, mask: np.ndarray, chosen: list[int]) -> Hit:
-        src, cs = index.a["p_src"], index.a["p_cstart"]
-        before = [int(index.a["p_cend"][c]) for c in chosen
-                  if c != doc and src[c] == src[doc] and cs[c] < cs[doc]]
-        p = moment_quote(index, doc, mask, self.rank, next_start(index, doc, chosen), max(before, default=0))
-        return make_hit(index, p, score, highlights(index, doc, p, mask))
+        a = index.a
+        src, cs, ce = a["p_src"], a["p_cstart"], a["p_cend"]
+        me, at = int(src[doc]), int(cs[doc])
+        others = [(int(cs[c]), c) for c in chosen if c != doc and int(src[c]) == me]
+        before = [int(ce[c]) for s, c in others if s < at]
+        after = [s for s, _ in others if s > at]
+        p, spans = moment(index, doc, mask, self.rank, min(after, default=None), max(before, default=0))
+        return make_hit(index, p, score, spans)
 
     # --- other lookups ----------------------------------------------------------------
 
@@ -393,6 +388,24 @@ class Searcher:
         """Topics worth trying: canonical glossary terms of this corpus."""
         terms = sorted(self.index.glossary)
         return rng.sample(terms, min(n, len(terms)))
+
+
+def distinct(index: Index, order: np.ndarray, want: int, shown: int) -> list[int]:
+    """The first ``want`` windows of ``order`` (best first) that repeat no better one's words
+    (``retrieval.rank.repeats``: a chosen window's quote may run on to ``shown`` characters)."""
+    a = index.a
+    rows = zip(order.tolist(), a["p_src"][order].tolist(), a["p_cstart"][order].tolist(),
+               a["p_cend"][order].tolist(), strict=True)
+    chosen: list[int] = []
+    shown_by_source: dict[int, list[tuple[int, int]]] = {}  # per source: (start, reach) of chosen windows
+    for d, sn, s, e in rows:
+        if any(s < reach and c0 < e for c0, reach in shown_by_source.get(sn, ())):
+            continue
+        chosen.append(d)
+        if len(chosen) >= want:
+            break
+        shown_by_source.setdefault(sn, []).append((s, max(e, s + shown)))
+    return chosen
 
 
 def speaker_words(index: Index) -> dict[str, frozenset[int]]:
