@@ -27,6 +27,10 @@ TARGET_UNITS = 60.0
 LEAD_SECONDS = 2
 
 SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)]*\s+|(?<=[。！？])[」』”）]*\s*")
+# SENTENCE_END's cuts, each found with the punctuation before it (a match's cut starts one
+# character in): a pattern that starts with a character set is scanned for quickly, where a
+# look-behind is tried at every position. The cuts are the same.
+_SENTENCE_CUT = re.compile(r"[.!?…][\"'”’)]*\s+|[。！？][」』”）]*\s*")
 _CLAUSE_END = re.compile(r"(?<=[,;:，；、])\s*")
 _WORD = re.compile(r"\S+")
 _BRACKET = re.compile(r"[\[\]()]")
@@ -68,6 +72,7 @@ class Units:
         codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
         space = _space_table()[np.minimum(codes, 0xFFFF)]  # no whitespace lies beyond the BMP
         cjk = ((codes >= 0x3400) & (codes <= 0x9FFF)) | ((codes >= 0xF900) & (codes <= 0xFAFF))
+        self.space = space
         self._word = word = ~space & ~cjk
         starts = word.copy()
         starts[1:] &= ~word[:-1]
@@ -108,23 +113,100 @@ def join(t: Transcript) -> tuple[str, list[tuple[int, int]]]:
     return "".join(parts), spans
 
 
+@dataclass(slots=True)
+class Sentences:
+    """Sentences as columns, in text order (what ``sentences`` makes ``Sentence`` objects of)."""
+
+    start: list[int]
+    end: list[int]
+    utt: list[int]
+    units: list[float]
+
+
 def sentences(text: str, spans: list[tuple[int, int]], max_units: float, max_chars: int,
               counts: Units | None = None) -> list[Sentence]:
     """Sentences of each utterance; over-long ones are cut at clauses, then words."""
+    c = sentence_columns(text, spans, max_units, max_chars, counts)
+    return [Sentence(*row) for row in zip(c.start, c.end, c.utt, c.units, strict=True)]
+
+
+def sentence_columns(text: str, spans: list[tuple[int, int]], max_units: float, max_chars: int,
+                     counts: Units | None = None) -> Sentences:
+    """``sentences`` as columns, made with one regex pass over the whole text."""
     counts = counts or Units(text)
+    ps, pe, pu = _sentence_pieces(text, spans, counts)
+    if not len(ps):
+        return Sentences([], [], [], [])
+    n = counts.spans(ps, pe)
+    too_long = np.flatnonzero((np.asarray(n) > max_units) | (pe - ps > max_chars)).tolist()
+    starts, ends, utts = ps.tolist(), pe.tolist(), pu.tolist()
+    if not too_long:
+        return Sentences(starts, ends, utts, n)
+    out = Sentences([], [], [], [])
     u = counts.span
-    pieces = [(s, e, ui) for ui, (a, b) in enumerate(spans) for s, e in _split(text, a, b, SENTENCE_END)]
-    if not pieces:
-        return []
-    ps, pe, _ = (np.asarray(c, np.int64) for c in zip(*pieces, strict=True))
-    out: list[Sentence] = []
-    for (s, e, ui), n in zip(pieces, counts.spans(ps, pe), strict=True):
-        if n <= max_units and e - s <= max_chars:
-            out.append(Sentence(s, e, ui, n))
-            continue
-        for cs, ce in _pack(text, _split(text, s, e, _CLAUSE_END), max_units, max_chars, u):
-            out.append(Sentence(cs, ce, ui, u(cs, ce)))
+    done = 0
+    for k in too_long:
+        out.start += starts[done:k]
+        out.end += ends[done:k]
+        out.utt += utts[done:k]
+        out.units += n[done:k]
+        for cs, ce in _pack(text, _split(text, starts[k], ends[k], _CLAUSE_END), max_units, max_chars, u):
+            out.start.append(cs)
+            out.end.append(ce)
+            out.utt.append(utts[k])
+            out.units.append(u(cs, ce))
+        done = k + 1
+    out.start += starts[done:]
+    out.end += ends[done:]
+    out.utt += utts[done:]
+    out.units += n[done:]
     return out
+
+
+def _sentence_pieces(text: str, spans: list[tuple[int, int]], counts: Units
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every utterance's ``_split(text, a, b, SENTENCE_END)`` pieces: (starts, ends, utterance).
+
+    The cuts are found in the whole text at once. A cut that runs over an utterance's edge
+    (say a closing quote, then the space joining the next utterance) could differ from the
+    utterance's own split, so the utterances it touches are split on their own.
+    """
+    solid = np.flatnonzero(~counts.space)
+    if not spans or not len(solid):
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty  # no piece has anything but whitespace
+    a = np.fromiter((x for x, _ in spans), np.int64, len(spans))
+    b = np.fromiter((y for _, y in spans), np.int64, len(spans))
+    cuts = [m.span() for m in _SENTENCE_CUT.finditer(text)]
+    gs = np.fromiter((x + 1 for x, _ in cuts), np.int64, len(cuts))  # the cut starts after the punctuation
+    ge = np.fromiter((y for _, y in cuts), np.int64, len(cuts))
+    k = np.searchsorted(a, gs, side="right") - 1
+    inside = gs < b[k]
+    own = inside & (ge <= b[k])
+    alone = np.zeros(len(spans), bool)
+    # a cut that is neither inside one utterance nor in the gap between two
+    for i in np.flatnonzero(~own & ((k + 1 >= len(spans)) | (ge > a[np.minimum(k + 1, len(spans) - 1)])
+                                    | inside)).tolist():
+        lo = int(np.searchsorted(b, gs[i], side="right"))
+        hi = int(np.searchsorted(a, ge[i], side="left"))
+        alone[lo:hi] = True
+    keep = own & ~alone[k]
+    starts = np.sort(np.concatenate([a[~alone], ge[keep]]))
+    ends = np.sort(np.concatenate([gs[keep], b[~alone]]))
+    # each piece without its trailing whitespace: up to the last non-space character before its end
+    at = np.searchsorted(solid, ends, side="left") - 1
+    last = np.where(at >= 0, solid[np.maximum(at, 0)] + 1, 0)
+    stripped = np.maximum(starts, last)
+    ok = stripped > starts
+    ps, pe = starts[ok], stripped[ok]
+    if alone.any():
+        extra = [(s, e) for ui in np.flatnonzero(alone).tolist() for s, e in _split(text, *spans[ui], SENTENCE_END)]
+        if extra:
+            xs = np.fromiter((s for s, _ in extra), np.int64, len(extra))
+            xe = np.fromiter((e for _, e in extra), np.int64, len(extra))
+            order = np.argsort(np.concatenate([ps, xs]), kind="stable")
+            ps, pe = np.concatenate([ps, xs])[order], np.concatenate([pe, xe])[order]
+    return ps, pe, np.searchsorted(a, ps, side="right") - 1
 
 
 def _split(text: str, a: int, b: int, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
@@ -187,43 +269,89 @@ def _cut_words(text: str, s: int, e: int, max_units: float, max_chars: int, unit
     return out
 
 
+@dataclass(slots=True)
+class Windows:
+    """A transcript's passages as columns (``segment`` makes ``Passage`` objects of them)."""
+
+    text: str
+    char_start: list[int]
+    char_end: list[int]
+    start: list[float | None]
+    speaker: list[str | None]
+    position: list[float]
+    quotes: list[Passage]
+
+
 def segment(t: Transcript, target: float = TARGET_UNITS, max_chars: int = MAX_CHARS, first_pid: int = 0) -> Segmented:
     """Cut a transcript into overlapping passages (and stand-alone quote candidates)."""
+    w = windows(t, target, max_chars)
+    text, chapters = w.text, t.chapters
+    passages = [
+        Passage(pid=first_pid + k, source_id=t.source_id, text=text[cs:ce], char_start=cs, char_end=ce, start=st,
+                speaker=sp, position=pos, chapter=chapter_at(chapters, st) if chapters else None)
+        for k, (cs, ce, st, sp, pos) in enumerate(zip(w.char_start, w.char_end, w.start, w.speaker, w.position,
+                                                      strict=True))
+    ]
+    return Segmented(text, passages, w.quotes)
+
+
+def windows(t: Transcript, target: float = TARGET_UNITS, max_chars: int = MAX_CHARS) -> Windows:
+    """``segment`` without making a ``Passage`` per window: what an index build needs."""
     text, spans = join(t)
-    sents = sentences(text, spans, target, max_chars)
-    spans = _Spans(spans)
-    times = _Timer(t, text, spans)
-    passages: list[Passage] = []
-    speaker = [u.speaker for u in t.utterances]
+    sents = sentence_columns(text, spans, target, max_chars, Units(text))
+    ss, se, su, sn = sents.start, sents.end, sents.utt, sents.units
+    codes: dict[str | None, int] = {}
+    utt_code = [codes.setdefault(u.speaker, len(codes)) for u in t.utterances]
+    sk = [utt_code[x] for x in su]
+    n = len(ss)
+    fill = 0.6 * target
+    cstart: list[int] = []
+    cend: list[int] = []
     i = 0
-    while i < len(sents):
+    while i < n:
         j = i
-        total = sents[i].units
+        total = sn[i]
+        first = ss[i]
         turn = False
-        while j + 1 < len(sents):
-            nxt = sents[j + 1]
-            if speaker[nxt.utt] != speaker[sents[j].utt]:
+        while j + 1 < n:
+            if sk[j + 1] != sk[j]:
                 turn = True
                 break  # a passage never spans two speakers
-            if total >= target or nxt.end - sents[i].start > max_chars:
+            if total >= target or se[j + 1] - first > max_chars:
                 break
-            if nxt.utt != sents[j].utt and total >= 0.6 * target:
+            if su[j + 1] != su[j] and total >= fill:
                 break  # end at a turn once the window is well filled
             j += 1
-            total += nxt.units
-        passages.append(_passage(t, text, spans, times, sents[i].start, sents[j].end, first_pid + len(passages)))
-        if j + 1 >= len(sents):
+            total += sn[j]
+        cstart.append(first)
+        cend.append(se[j])
+        if j + 1 >= n:
             break
         if turn:
             i = j + 1  # the next speaker's words start the next window
             continue
         # Next window starts about half-way into this one (50% overlap), always moving on.
-        half = sents[i].start + (sents[j].end - sents[i].start) // 2
-        k = i + 1
-        while k <= j and sents[k].start < half:
-            k += 1
+        k = bisect.bisect_left(ss, first + (se[j] - first) // 2, i + 1, j + 1)
         i = k if k <= j else (j if j > i else i + 1)
-    return Segmented(text, passages, _quotes(t, text, spans, times, sents))
+    spans = _Spans(spans)
+    times = _Timer(t, text, spans)
+    starts = np.asarray(spans.starts, np.int64)
+    first_utt = np.maximum(0, np.searchsorted(starts, np.asarray(cstart, np.int64), side="right") - 1).tolist()
+    last_utt = np.maximum(0, np.searchsorted(starts, np.asarray(cend, np.int64) - 1, side="right") - 1)
+    # utterance k's speaker run: passages whose utterances share one run have one speaker
+    run = np.zeros(len(utt_code), np.int64)
+    if len(utt_code) > 1:
+        np.cumsum(np.diff(np.asarray(utt_code)) != 0, out=run[1:])
+    one = (run[first_utt] == run[last_utt]).tolist()
+    names = [u.speaker for u in t.utterances]
+    size = max(1, len(text))
+    return Windows(
+        text=text, char_start=cstart, char_end=cend,
+        start=[times.at(cs, k) for cs, k in zip(cstart, first_utt, strict=True)],
+        speaker=[names[k] if o else None for k, o in zip(first_utt, one, strict=True)],
+        position=[cs / size for cs in cstart],
+        quotes=_quotes(t, text, spans, times, sents),
+    )
 
 
 def _passage(t: Transcript, text: str, spans, times: _Timer, cs: int, ce: int, pid: int) -> Passage:
@@ -294,28 +422,35 @@ class _Timer:
         return float(max(u.section_start, math.floor(est) - LEAD_SECONDS))
 
 
-def _quotes(t: Transcript, text: str, spans, times: _Timer, sents: list[Sentence]) -> list[Passage]:
+def _quotes(t: Transcript, text: str, spans, times: _Timer, sents: Sentences) -> list[Passage]:
     """Stand-alone quotes: 1-3 whole sentences of one utterance, 80-400 characters."""
+    n = len(sents.start)
+    if not n:
+        return []
+    ss, se, su = (np.asarray(c, np.int64) for c in (sents.start, sents.end, sents.utt))
+    # best[i]: the first of sentences i..i+2 (one utterance, at most 400 characters from i's
+    # start) that makes at least 80 characters, else -1
+    best = np.full(n, -1, np.int64)
+    alive = np.ones(n, bool)
+    idx = np.arange(n)
+    for d in range(3):
+        j = np.minimum(idx + d, n - 1)
+        length = se[j] - ss
+        alive &= (idx + d < n) & (su[j] == su) & (length <= 400)
+        hit = alive & (length >= 80)
+        best[hit] = j[hit]
+        alive &= ~hit
+    hits = np.flatnonzero(best >= 0).tolist()
+    best_of = best.tolist()
     out: list[Passage] = []
-    i = 0
-    while i < len(sents):
-        best = None
-        for j in range(i, min(i + 3, len(sents))):
-            if sents[j].utt != sents[i].utt:
-                break
-            n = sents[j].end - sents[i].start
-            if n > 400:
-                break
-            if n >= 80:
-                best = j
-                break
-        if best is not None:
-            body = text[sents[i].start : sents[best].end]
-            if _reads_alone(body):
-                out.append(_passage(t, text, spans, times, sents[i].start, sents[best].end, -1 - len(out)))
-            i = best + 1
-        else:
-            i += 1
+    h = 0
+    while h < len(hits):
+        i = hits[h]
+        b = best_of[i]
+        cs, ce = sents.start[i], sents.end[b]
+        if _reads_alone(text[cs:ce]):
+            out.append(_passage(t, text, spans, times, cs, ce, -1 - len(out)))
+        h = bisect.bisect_left(hits, b + 1, h + 1)  # the next candidate after this quote
     return out
 
 

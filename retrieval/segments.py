@@ -28,7 +28,7 @@ import numpy as np
 
 from retrieval.analyze import Analyzer, TermTable
 from retrieval.model import Passage, SourceInfo, Transcript, source_info
-from retrieval.segment import segment
+from retrieval.segment import windows
 
 
 @dataclass(slots=True)
@@ -81,12 +81,12 @@ def analysis_key(analyzer_version: str, glossary: dict[str, tuple[str, ...]]) ->
 
 def analyse_source(t: Transcript, analyzer: Analyzer, table: TermTable, key: str = "", name: str = "") -> SourceSegment:
     """Segment and analyse one transcript."""
-    seg = segment(t)
-    text, passages = seg.text, seg.passages
+    seg = windows(t)
+    text = seg.text
     info = source_info(t)
-    n = len(passages)
-    cs = np.fromiter((p.char_start for p in passages), np.int64, n)
-    ce = np.fromiter((p.char_end for p in passages), np.int64, n)
+    n = len(seg.char_start)
+    cs = np.asarray(seg.char_start, np.int64).reshape(n)
+    ce = np.asarray(seg.char_end, np.int64).reshape(n)
     toks = analyzer.text_tokens(text, table)
     ids, t_start, t_end = toks.ids, toks.start, toks.end
     lo = np.searchsorted(toks.anchor, cs, side="left")
@@ -102,7 +102,7 @@ def analyse_source(t: Transcript, analyzer: Analyzer, table: TermTable, key: str
         pieces = []
         for d in range(n):
             if d in dirty:
-                own = analyzer.document_tokens(passages[d].text)
+                own = analyzer.document_tokens(text[cs[d] : ce[d]])
                 pieces.append((np.asarray([table.term_id(x.term) for x in own], np.int64),
                                np.asarray([x.start for x in own], np.int64),
                                np.asarray([x.end for x in own], np.int64)))
@@ -127,10 +127,10 @@ def analyse_source(t: Transcript, analyzer: Analyzer, table: TermTable, key: str
     return SourceSegment(
         info=info, key=key, name=name, text=text,
         quote_json=json.dumps([_quote_row(q) for q in seg.quotes], ensure_ascii=False).encode("utf-8"),
-        speakers=[p.speaker for p in passages],
+        speakers=seg.speaker,
         cstart=cs, cend=ce,
-        start=np.fromiter((math.nan if p.start is None else p.start for p in passages), np.float64, n),
-        pos=np.fromiter((p.position for p in passages), np.float32, n),
+        start=np.fromiter((math.nan if x is None else x for x in seg.start), np.float64, n),
+        pos=np.asarray(seg.position, np.float32).reshape(n),
         doc_len=doc_len, tok_ptr=tok_ptr, tok_ids=tok_ids, tok_cs=p_cs, tok_ce=p_ce,
         bstart=byte_at[cs], bend=byte_at[ce],
         post_term=(uniq // max(1, n)).astype(np.int32), post_doc=(uniq % max(1, n)).astype(np.int32),
