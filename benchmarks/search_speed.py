@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from retrieval.analyze import Analyzer  # noqa: E402
 from retrieval.corpus import Corpus, load_corpus  # noqa: E402
-from retrieval.index import BM25Params, IndexStore, build  # noqa: E402
+from retrieval.index import BM25Params, IndexStore, build, term_ids_of  # noqa: E402
 from retrieval.model import Transcript, Utterance  # noqa: E402
 from retrieval.search import Searcher  # noqa: E402
 from retrieval.segment import MAX_CHARS, TARGET_UNITS, join, segment, sentences  # noqa: E402
@@ -585,7 +585,7 @@ def tokenised(root: Path, w: Workload) -> Tokenised:
     inv = np.empty(len(index.vocab), dtype=object)
     for term, i in index.vocab.items():
         inv[i] = term
-    ids = np.asarray(index.a["tok_ids"])
+    ids = term_ids_of(index.a["tok_ids"])
     keep = ids >= 0
     kept_before = np.concatenate(([0], np.cumsum(keep)))
     bounds = kept_before[np.asarray(index.a["tok_ptr"])]

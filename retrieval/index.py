@@ -47,12 +47,13 @@ from retrieval.corpus import Corpus
 from retrieval.model import Passage, SourceInfo
 from retrieval.segments import SourceSegment, analyse_many, analyse_source, worker_count
 
-FORMAT_VERSION = 10
-# name -> dtype; tok_cs/tok_ce are uint16 unless a passage is longer than 65,535 characters
+FORMAT_VERSION = 11
+# name -> dtype; tok_cs/tok_ce are uint16 unless a passage is longer than 65,535 characters; tok_ids are
+# uint16 (stopwords NO_TERM) while the vocabulary has fewer than 65,535 terms, else int32 (stopwords -1)
 _DTYPES = {
     "p_cstart": np.int64, "p_cend": np.int64, "p_start": np.float64, "p_pos": np.float32,
     "p_speaker": np.int32, "doc_len": np.int32, "tok_ptr": np.int64, "p_bstart": np.int64, "p_bend": np.int64,
-    "tok_ids": np.int32, "tok_cs": np.uint16, "tok_ce": np.uint16, "src_text": np.uint8, "quotes": np.uint8,
+    "tok_ids": np.uint16, "tok_cs": np.uint16, "tok_ce": np.uint16, "src_text": np.uint8, "quotes": np.uint8,
     "indptr": np.int64, "docs": np.int32, "tf": np.uint16, "vals": np.float32,
     "p_src": np.int32, "src_doc": np.int64, "src_txt": np.int64, "src_quo": np.int64,
     "idf": np.float32, "df": np.int64, "dead": np.int32, "d_indptr": np.int64, "d_docs": np.int32, "d_tf": np.uint16,
@@ -62,7 +63,23 @@ APPENDED = ("p_cstart", "p_cend", "p_start", "p_pos", "p_speaker", "doc_len", "t
             "tok_ids", "tok_cs", "tok_ce", "src_text", "quotes")
 # The postings of the last full generation, shared unchanged by the delta generations after it.
 BASE_POSTINGS = ("indptr", "docs", "tf", "vals")
-_WIDE = {"tok_cs", "tok_ce"}
+_WIDE = {"tok_cs", "tok_ce", "tok_ids"}
+NO_TERM = 0xFFFF  # a stopword in 2-byte term ids
+
+
+def term_ids_of(stored: np.ndarray) -> np.ndarray:
+    """Stored term ids as int64, stopwords -1, whichever width they were stored in."""
+    ids = np.asarray(stored, np.int64)
+    if np.asarray(stored).dtype == np.uint16:
+        ids[ids == NO_TERM] = -1
+    return ids
+
+
+def _too_wide(name: str, arr: np.ndarray) -> bool:
+    """Whether ``arr`` (term ids with -1 stopwords, or offsets) does not fit 2 bytes."""
+    if not len(arr):
+        return False
+    return int(arr.max()) >= NO_TERM if name == "tok_ids" else int(arr.max()) > 0xFFFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,14 +256,15 @@ class Index:
         return out
 
     def term_mask(self, term_ids: list[int]) -> np.ndarray:
-        """A lookup table: ``mask[tok_id]`` is True for the given terms (and False for -1, stopwords)."""
-        mask = np.zeros(len(self.vocab) + 1, dtype=bool)
+        """A lookup table: ``mask[tok_id]`` is True for the given terms (and False for stopwords,
+        -1 or NO_TERM as stored)."""
+        mask = np.zeros(max(len(self.vocab), NO_TERM) + 1, dtype=bool)
         mask[term_ids] = True
         return mask
 
     def tokens_of(self, doc: int) -> np.ndarray:
         """Term ids of a passage in text order (-1 for stopwords)."""
-        return self.a["tok_ids"][int(self.a["tok_ptr"][doc]) : int(self.a["tok_ptr"][doc + 1])]
+        return term_ids_of(self.a["tok_ids"][int(self.a["tok_ptr"][doc]) : int(self.a["tok_ptr"][doc + 1])])
 
     def passage(self, doc: int) -> Passage:
         a = self.a
@@ -317,8 +335,12 @@ class Sink:
             arr = np.frombuffer(values, np.uint8)
         else:
             arr = np.asarray(values)
-        if name in _WIDE and self.dtypes[name] == np.uint16 and len(arr) and int(arr.max()) > 0xFFFF:
+        if name == "tok_ids":
+            arr = term_ids_of(arr)
+        if name in _WIDE and self.dtypes[name] == np.uint16 and _too_wide(name, arr):
             self._widen(name)
+        if name == "tok_ids" and self.dtypes[name] == np.uint16:
+            arr = np.where(arr < 0, NO_TERM, arr)
         arr = arr.astype(self.dtypes[name], copy=False)
         self.lengths[name] += len(arr)
         if self.folder is None:
@@ -328,13 +350,14 @@ class Sink:
 
     def _widen(self, name: str) -> None:
         self.dtypes[name] = np.int32
+        wide = term_ids_of if name == "tok_ids" else np.asarray
         if self.folder is None:
-            self._mem[name] = [a.astype(np.int32) for a in self._mem[name]]
+            self._mem[name] = [wide(a).astype(np.int32) for a in self._mem[name]]
             return
         f = self._files[name]
         f.close()
         path = self.folder / f"{name}.bin"
-        old = np.fromfile(path, np.uint16).astype(np.int32)
+        old = wide(np.fromfile(path, np.uint16)).astype(np.int32)
         self._files[name] = path.open("wb")
         self._files[name].write(old.tobytes())
 
@@ -345,8 +368,7 @@ class Sink:
 
     def widened(self, name: str, values: np.ndarray) -> bool:
         """Whether ``values`` would not fit the array's current dtype."""
-        return (name in _WIDE and self.dtypes[name] == np.uint16 and len(values) > 0
-                and int(np.max(values)) > 0xFFFF)
+        return name in _WIDE and self.dtypes[name] == np.uint16 and _too_wide(name, np.asarray(values))
 
     def memory_arrays(self) -> dict[str, np.ndarray]:
         return {k: (np.concatenate(v) if v else np.zeros(0, self.dtypes[k])) for k, v in self._mem.items()}
@@ -535,7 +557,7 @@ def _doc_terms(ix: Index, d0: int, d1: int) -> tuple[np.ndarray, np.ndarray, np.
     """Postings (term, doc, tf; by term then doc) of passages ``d0 .. d1-1``, from their stored tokens."""
     a = ix.a
     t0, t1 = int(a["tok_ptr"][d0]), int(a["tok_ptr"][d1])
-    ids = np.asarray(a["tok_ids"][t0:t1], np.int64)
+    ids = term_ids_of(a["tok_ids"][t0:t1])
     doc = np.repeat(np.arange(d0, d1, dtype=np.int64), np.diff(np.asarray(a["tok_ptr"][d0 : d1 + 1])))
     keep = ids >= 0
     span = max(1, d1 - d0)
@@ -573,6 +595,8 @@ def write_delta(sink: Sink, live: Index, drop: Iterable[int], fresh: Iterable[So
     for seg in segs:
         if any(sink.widened(k, v) for k, v in (("tok_cs", seg.tok_cs), ("tok_ce", seg.tok_ce))):
             raise NeedsFullBuild("a passage too long for the stored token offsets")
+        if sink.widened("tok_ids", seg.tok_ids):
+            raise NeedsFullBuild("a vocabulary too large for the stored term ids")
     for seg in segs:
         app.fresh(seg)
         sources.append(_source_meta(seg.info, seg.key, seg.name))

@@ -118,12 +118,11 @@ def feedback_scores(index: Index, plan: QueryPlan, scores: np.ndarray, params: R
     best = top(scores, r.fb_docs)
     if not len(best):
         return scores
-    ptr, tok = index.a["tok_ptr"], index.a["tok_ids"]
     share = scores[best].astype(np.float64)
     share = share / (share.sum() or 1.0)
     votes: dict[int, float] = {}
     for d, w in zip(best.tolist(), share.tolist(), strict=True):
-        ids = np.asarray(tok[int(ptr[d]) : int(ptr[d + 1])])
+        ids = index.tokens_of(d)
         ids = ids[ids >= 0]
         if not len(ids):
             continue
