@@ -27,6 +27,8 @@ _TOKEN = re.compile(rf"[{CJK_RANGES}]++|[^\W_{CJK_RANGES}]++(?:['’][^\W_{CJK_R
 _COMPOUND = re.compile(rf"(?<![^\W_{CJK_RANGES}])[^\W_{CJK_RANGES}]++(?:-[^\W_{CJK_RANGES}]++)+")
 _CJK, _CJK_RUN = CJK, CJK_RUN
 _TOKEN_SPLIT = re.compile(f"({_TOKEN.pattern})")
+# _TOKEN_SPLIT for ASCII text, where ``[^\W_]`` is ``[A-Za-z0-9]``: explicit ranges match faster.
+_ASCII_TOKEN_SPLIT = re.compile(r"([A-Za-z0-9]++(?:'[A-Za-z0-9]++)*+)")
 
 # Function words: frequent, carry no topic. Kept short on purpose: "why", "how", numbers
 # and negations stay searchable.
@@ -164,6 +166,56 @@ class TokenArrays:
     anchor: np.ndarray
 
 
+def _gram_ids(runs: list[str], n_per: np.ndarray, local: np.ndarray, table: TermTable) -> np.ndarray:
+    """Term ids of every run's bigrams in order (a one-character run is its own gram).
+
+    Grams are told apart by their characters' code points, so each distinct gram is made a
+    string and looked up once; new ones are numbered in order of first use, as one lookup
+    per gram would number them.
+    """
+    lengths = np.fromiter(map(len, runs), np.int64, len(runs))
+    codes = np.frombuffer("".join(runs).encode("utf-32-le", "surrogatepass"), np.uint32).astype(np.int64)
+    first = np.repeat(np.cumsum(lengths) - lengths, n_per) + local  # each gram's first character
+    pair = np.repeat(lengths > 1, n_per)
+    # (code of the second character + 1, or 0 for a one-character gram) below the first's code
+    key = (codes[first] << 22) | np.where(pair, codes[np.minimum(first + 1, len(codes) - 1)] + 1, 0)
+    uniq, seen, inverse = np.unique(key, return_index=True, return_inverse=True)
+    ids = np.empty(len(uniq), np.int64)
+    low = (1 << 22) - 1
+    for u in np.argsort(seen, kind="stable").tolist():
+        k = int(uniq[u])
+        ids[u] = table.gram_id[chr(k >> 22) + (chr((k & low) - 1) if k & low else "")]
+    return ids[inverse.reshape(-1)]
+
+
+def _compound_matches(text: str, words: list[str], w_start: np.ndarray, w_end: np.ndarray) -> list[re.Match]:
+    """``list(_COMPOUND.finditer(text))``, given the text's ``_TOKEN`` words and their spans.
+
+    A compound's first hyphen lies between a word that ends there and one that starts right
+    after it; the compound starts at that word's last apostrophe-free part. So the regex only
+    runs at those few places instead of over the whole text.
+    """
+    hyphens = np.asarray([m.start() for m in re.finditer("-", text)], np.int64)
+    if not len(hyphens) or len(w_end) < 2:
+        return []
+    left = np.searchsorted(w_end, hyphens)
+    ok = left + 1 < len(w_end)
+    left, hyphens = left[ok], hyphens[ok]
+    left = left[(w_end[left] == hyphens) & (w_start[left + 1] == hyphens + 1)].tolist()
+    found: list[re.Match] = []
+    done = 0
+    for k in left:
+        word = words[k]
+        at = int(w_end[k]) - len(word) + max(word.rfind("'"), word.rfind("’")) + 1
+        if at < done:
+            continue  # inside the compound found last
+        m = _COMPOUND.match(text, at)
+        if m is not None:
+            found.append(m)
+            done = m.end()
+    return found
+
+
 def _insert_after(base: TokenArrays, after: np.ndarray, ids: np.ndarray, start: np.ndarray,
                   end: np.ndarray) -> TokenArrays:
     """``base`` with extra tokens placed right after token ``after[i]`` (stable among equals)."""
@@ -236,7 +288,7 @@ class Analyzer:
         The same tokens in the same order, made with a handful of regex and array passes
         instead of per-token Python: each distinct word is analysed once per table.
         """
-        parts = _TOKEN_SPLIT.split(text)  # gap, word, gap, word, ..., gap
+        parts = (_ASCII_TOKEN_SPLIT if text.isascii() else _TOKEN_SPLIT).split(text)  # gap, word, ..., gap
         lens = np.fromiter(map(len, parts), np.int64, len(parts))
         w_end = np.cumsum(lens)[1::2]
         w_start = w_end - lens[1::2]
@@ -250,25 +302,23 @@ class Analyzer:
         match = np.repeat(np.arange(len(words)), counts)
         out = TokenArrays(ids[match], w_start[match], w_end[match], w_start[match])
         if len(cjk):
-            # every run's bigrams (a one-character run is its own gram) in one pass
-            grams = [g for run in runs for g in (map(str.__add__, run[:-1], run[1:]) if len(run) > 1 else (run,))]
             n_per = counts[cjk]
-            local = np.arange(len(grams)) - np.repeat(np.cumsum(n_per) - n_per, n_per)
+            local = np.arange(int(n_per.sum())) - np.repeat(np.cumsum(n_per) - n_per, n_per)
             at = np.repeat((np.cumsum(counts) - counts)[cjk], n_per) + local
-            out.ids[at] = np.fromiter(map(table.gram_id.__getitem__, grams), np.int64, len(grams))
+            out.ids[at] = _gram_ids(runs, n_per, local, table)
             out.start[at] = np.repeat(w_start[cjk], n_per) + local
             widths = np.minimum(2, np.fromiter(map(len, runs), np.int64, len(runs)))
             out.end[at] = out.start[at] + np.repeat(widths, n_per)
         if "-" in text:
-            out = self._compounds(text, out, table, match, w_start, w_end)
+            out = self._compounds(text, out, table, match, words, w_start, w_end)
         if self._aliases and len(out.ids):
             out = self._alias_tokens(out, table)
         return out
 
     @staticmethod
-    def _compounds(text: str, toks: TokenArrays, table: TermTable, match: np.ndarray,
+    def _compounds(text: str, toks: TokenArrays, table: TermTable, match: np.ndarray, words: list[str],
                    w_start: np.ndarray, w_end: np.ndarray) -> TokenArrays:
-        found = list(_COMPOUND.finditer(text))
+        found = _compound_matches(text, words, w_start, w_end)
         if not found:
             return toks
         ends = np.asarray([m.end() for m in found], np.int64)
@@ -285,11 +335,18 @@ class Analyzer:
     def _alias_tokens(self, toks: TokenArrays, table: TermTable) -> TokenArrays:
         after, add, starts, ends = [], [], [], []
         seq = toks.ids
+        wanted = []
         for key, canon in self._aliases.items():
             key_ids = [table.vocab.get(t, -9) for t in key]
-            if -9 in key_ids or len(key) > len(seq):
-                continue  # a word of the alias never occurs in this table's texts
-            hits = np.flatnonzero(seq[: len(seq) - len(key) + 1] == key_ids[0])
+            if -9 not in key_ids and len(key) <= len(seq):  # else a word of it never occurs in these texts
+                wanted.append((key, canon, key_ids))
+        if not wanted:
+            return toks
+        opens = np.zeros(len(table.vocab), bool)
+        opens[[key_ids[0] for _, _, key_ids in wanted]] = True
+        maybe = np.flatnonzero(opens[seq])  # tokens that may start an alias
+        for key, canon, key_ids in wanted:
+            hits = maybe[(seq[maybe] == key_ids[0]) & (maybe <= len(seq) - len(key))]
             for j, k in enumerate(key_ids[1:], 1):
                 hits = hits[seq[hits + j] == k]
             for i in hits.tolist():

@@ -31,7 +31,10 @@ SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)]*\s+|(?<=[。！？])[」�
 # character in): a pattern that starts with a character set is scanned for quickly, where a
 # look-behind is tried at every position. The cuts are the same.
 _SENTENCE_CUT = re.compile(r"[.!?…][\"'”’)]*\s+|[。！？][」』”）]*\s*")
+_ASCII_SENTENCE_CUT = re.compile(r"[.!?][\"')]*\s+")  # the same on ASCII text, where the rest cannot occur
 _CLAUSE_END = re.compile(r"(?<=[,;:，；、])\s*")
+# what a too-long clause is cut between: CJK text (no spaces) by characters, other text by words
+_CUT_UNIT = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|\S+")
 _WORD = re.compile(r"\S+")
 _BRACKET = re.compile(r"[\[\]()]")
 _FILLER_START = re.compile(r"^(and|but|so|or|because|uh|um|yeah|well|like|i mean|oh|okay|right)\b", re.I)
@@ -150,7 +153,7 @@ def sentence_columns(text: str, spans: list[tuple[int, int]], max_units: float, 
         out.end += ends[done:k]
         out.utt += utts[done:k]
         out.units += n[done:k]
-        for cs, ce in _pack(text, _split(text, starts[k], ends[k], _CLAUSE_END), max_units, max_chars, u):
+        for cs, ce in _pack(text, _split(text, starts[k], ends[k], _CLAUSE_END), max_units, max_chars, counts):
             out.start.append(cs)
             out.end.append(ce)
             out.utt.append(utts[k])
@@ -177,7 +180,7 @@ def _sentence_pieces(text: str, spans: list[tuple[int, int]], counts: Units
         return empty, empty, empty  # no piece has anything but whitespace
     a = np.fromiter((x for x, _ in spans), np.int64, len(spans))
     b = np.fromiter((y for _, y in spans), np.int64, len(spans))
-    cuts = [m.span() for m in _SENTENCE_CUT.finditer(text)]
+    cuts = [m.span() for m in (_ASCII_SENTENCE_CUT if text.isascii() else _SENTENCE_CUT).finditer(text)]
     gs = np.fromiter((x + 1 for x, _ in cuts), np.int64, len(cuts))  # the cut starts after the punctuation
     ge = np.fromiter((y for _, y in cuts), np.int64, len(cuts))
     k = np.searchsorted(a, gs, side="right") - 1
@@ -233,12 +236,13 @@ def _rstrip(text: str, a: int, b: int) -> int:
 
 
 def _pack(text: str, pieces: list[tuple[int, int]], max_units: float, max_chars: int,
-          u) -> list[tuple[int, int]]:
+          counts: Units) -> list[tuple[int, int]]:
     """Join clause pieces into chunks within the limits; cut a too-long piece at words."""
+    u = counts.span
     chunks: list[tuple[int, int]] = []
     cur: tuple[int, int] | None = None
     for s, e in pieces:
-        for ps, pe in _cut_words(text, s, e, max_units, max_chars, u):
+        for ps, pe in _cut_words(text, s, e, max_units, max_chars, counts):
             if cur and u(cur[0], pe) <= max_units and pe - cur[0] <= max_chars:
                 cur = (cur[0], pe)
             else:
@@ -250,19 +254,21 @@ def _pack(text: str, pieces: list[tuple[int, int]], max_units: float, max_chars:
     return chunks
 
 
-def _cut_words(text: str, s: int, e: int, max_units: float, max_chars: int, units_of) -> list[tuple[int, int]]:
-    if units_of(s, e) <= max_units and e - s <= max_chars:
+def _cut_words(text: str, s: int, e: int, max_units: float, max_chars: int, counts: Units) -> list[tuple[int, int]]:
+    if counts.span(s, e) <= max_units and e - s <= max_chars:
         return [(s, e)]
+    found = [m.span() for m in _CUT_UNIT.finditer(text, s, e)]
+    if not found:
+        return []
+    ws = np.fromiter((a for a, _ in found), np.int64, len(found))
+    we = np.fromiter((b for _, b in found), np.int64, len(found))
     out = []
     cur_start, cur_end, cur_units = s, s, 0.0
-    # CJK text has no spaces: cut it by characters; other text by words.
-    for m in re.finditer(r"[\u3400-\u9fff\uf900-\ufaff]|\S+", text[s:e]):
-        ws, we = s + m.start(), s + m.end()
-        u = units_of(ws, we)
-        if cur_end > cur_start and (cur_units + u > max_units or we - cur_start > max_chars):
+    for (a, b), u in zip(found, counts.spans(ws, we), strict=True):
+        if cur_end > cur_start and (cur_units + u > max_units or b - cur_start > max_chars):
             out.append((cur_start, cur_end))
-            cur_start, cur_units = ws, 0.0
-        cur_end = we
+            cur_start, cur_units = a, 0.0
+        cur_end = b
         cur_units += u
     if cur_end > cur_start:
         out.append((cur_start, cur_end))
@@ -455,7 +461,6 @@ def _quotes(t: Transcript, text: str, spans, times: _Timer, sents: Sentences) ->
 
 
 def _reads_alone(body: str) -> bool:
-    if _FILLER_START.match(body) or body.rstrip().endswith("?") or _BRACKET.search(body):
-        return False
-    last = body.rstrip()[-1:]
-    return last in ".!。！…" and not body.startswith(("-", "...", "…"))
+    # (the cheap tests first)
+    return (body.rstrip()[-1:] in ".!。！…" and not body.startswith(("-", "...", "…"))
+            and not _FILLER_START.match(body) and not _BRACKET.search(body))
