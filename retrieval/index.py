@@ -47,23 +47,25 @@ from retrieval.corpus import Corpus
 from retrieval.model import Passage, SourceInfo
 from retrieval.segments import SourceSegment, analyse_many, analyse_source, worker_count
 
-FORMAT_VERSION = 11
-# name -> dtype; tok_cs/tok_ce are uint16 unless a passage is longer than 65,535 characters; tok_ids are
-# uint16 (stopwords NO_TERM) while the vocabulary has fewer than 65,535 terms, else int32 (stopwords -1)
+FORMAT_VERSION = 12
+# name -> dtype. Per token: tok_ids are uint16 (stopwords NO_TERM) while the vocabulary has fewer than
+# 65,535 terms, else int32 (stopwords -1); tok_step is its start minus the previous token's start in
+# its passage (the first token's: its start in the passage), tok_len its length in characters. Each
+# of the three is stored as int32 once a value does not fit its narrow type.
 _DTYPES = {
     "p_cstart": np.int64, "p_cend": np.int64, "p_start": np.float64, "p_pos": np.float32,
     "p_speaker": np.int32, "doc_len": np.int32, "tok_ptr": np.int64, "p_bstart": np.int64, "p_bend": np.int64,
-    "tok_ids": np.uint16, "tok_cs": np.uint16, "tok_ce": np.uint16, "src_text": np.uint8, "quotes": np.uint8,
+    "tok_ids": np.uint16, "tok_step": np.int8, "tok_len": np.uint8, "src_text": np.uint8, "quotes": np.uint8,
     "indptr": np.int64, "docs": np.int32, "tf": np.uint16, "vals": np.float32,
     "p_src": np.int32, "src_doc": np.int64, "src_txt": np.int64, "src_quo": np.int64,
     "idf": np.float32, "df": np.int64, "dead": np.int32, "d_indptr": np.int64, "d_docs": np.int32, "d_tf": np.uint16,
 }
 # Append-only in delta generations: what one passage or source adds goes past the previous end.
 APPENDED = ("p_cstart", "p_cend", "p_start", "p_pos", "p_speaker", "doc_len", "tok_ptr", "p_bstart", "p_bend",
-            "tok_ids", "tok_cs", "tok_ce", "src_text", "quotes")
+            "tok_ids", "tok_step", "tok_len", "src_text", "quotes")
 # The postings of the last full generation, shared unchanged by the delta generations after it.
 BASE_POSTINGS = ("indptr", "docs", "tf", "vals")
-_WIDE = {"tok_cs", "tok_ce", "tok_ids"}
+_WIDE = {"tok_step", "tok_len", "tok_ids"}
 NO_TERM = 0xFFFF  # a stopword in 2-byte term ids
 
 
@@ -75,11 +77,24 @@ def term_ids_of(stored: np.ndarray) -> np.ndarray:
     return ids
 
 
-def _too_wide(name: str, arr: np.ndarray) -> bool:
-    """Whether ``arr`` (term ids with -1 stopwords, or offsets) does not fit 2 bytes."""
-    if not len(arr):
+def _too_wide(name: str, dtype: type, arr: np.ndarray) -> bool:
+    """Whether ``arr`` (term ids with -1 stopwords, or token steps or lengths) does not fit ``dtype``."""
+    if not len(arr) or np.dtype(dtype) == np.int32:
         return False
-    return int(arr.max()) >= NO_TERM if name == "tok_ids" else int(arr.max()) > 0xFFFF
+    if name == "tok_ids":
+        return int(arr.max()) >= NO_TERM
+    info = np.iinfo(dtype)
+    return int(arr.min()) < info.min or int(arr.max()) > info.max
+
+
+def token_steps(tok_ptr: np.ndarray, tok_cs: np.ndarray) -> np.ndarray:
+    """``tok_step`` of tokens starting at ``tok_cs`` in their passages (``tok_ptr``: each passage's first token)."""
+    cs = np.asarray(tok_cs, np.int64)
+    step = np.diff(cs, prepend=0)
+    firsts = np.asarray(tok_ptr[:-1], np.int64) - int(tok_ptr[0])
+    firsts = firsts[firsts < len(cs)]
+    step[firsts] = cs[firsts]
+    return step
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +281,16 @@ class Index:
         """Term ids of a passage in text order (-1 for stopwords)."""
         return term_ids_of(self.a["tok_ids"][int(self.a["tok_ptr"][doc]) : int(self.a["tok_ptr"][doc + 1])])
 
+    def token_spans(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """Character spans (starts, ends) of the tokens of windows ``lo .. hi-1``, each inside its own window."""
+        a = self.a
+        ptr = np.asarray(a["tok_ptr"][lo : hi + 1])
+        t0, t1 = int(ptr[0]), int(ptr[-1])
+        run = np.zeros(t1 - t0 + 1, np.int64)
+        np.cumsum(a["tok_step"][t0:t1], out=run[1:])
+        starts = run[1:] - np.repeat(run[ptr[:-1] - t0], np.diff(ptr))  # the sum restarts in each window
+        return starts, starts + a["tok_len"][t0:t1]
+
     def passage(self, doc: int) -> Passage:
         a = self.a
         s, e = int(a["p_bstart"][doc]), int(a["p_bend"][doc])
@@ -337,7 +362,7 @@ class Sink:
             arr = np.asarray(values)
         if name == "tok_ids":
             arr = term_ids_of(arr)
-        if name in _WIDE and self.dtypes[name] == np.uint16 and _too_wide(name, arr):
+        if name in _WIDE and _too_wide(name, self.dtypes[name], arr):
             self._widen(name)
         if name == "tok_ids" and self.dtypes[name] == np.uint16:
             arr = np.where(arr < 0, NO_TERM, arr)
@@ -349,7 +374,7 @@ class Sink:
             self._files[name].write(memoryview(np.ascontiguousarray(arr)).cast("B"))
 
     def _widen(self, name: str) -> None:
-        self.dtypes[name] = np.int32
+        narrow, self.dtypes[name] = self.dtypes[name], np.int32
         wide = term_ids_of if name == "tok_ids" else np.asarray
         if self.folder is None:
             self._mem[name] = [wide(a).astype(np.int32) for a in self._mem[name]]
@@ -357,7 +382,7 @@ class Sink:
         f = self._files[name]
         f.close()
         path = self.folder / f"{name}.bin"
-        old = wide(np.fromfile(path, np.uint16)).astype(np.int32)
+        old = wide(np.fromfile(path, narrow)).astype(np.int32)
         self._files[name] = path.open("wb")
         self._files[name].write(old.tobytes())
 
@@ -368,14 +393,14 @@ class Sink:
 
     def widened(self, name: str, values: np.ndarray) -> bool:
         """Whether ``values`` would not fit the array's current dtype."""
-        return name in _WIDE and self.dtypes[name] == np.uint16 and _too_wide(name, np.asarray(values))
+        return name in _WIDE and _too_wide(name, self.dtypes[name], np.asarray(values))
 
     def memory_arrays(self) -> dict[str, np.ndarray]:
         return {k: (np.concatenate(v) if v else np.zeros(0, self.dtypes[k])) for k, v in self._mem.items()}
 
 
 # Read a few items at a time at random places: no read-ahead, so only the pages used come in.
-_RANDOM_ACCESS = frozenset({"tok_ids", "tok_cs", "tok_ce", "src_text", "quotes", "p_bstart", "p_bend",
+_RANDOM_ACCESS = frozenset({"tok_ids", "tok_step", "tok_len", "src_text", "quotes", "p_bstart", "p_bend",
                             "p_cstart", "p_cend", "p_start", "p_pos", "tok_ptr"})
 
 
@@ -468,7 +493,7 @@ class _Appender:
         sink.add("tok_ptr", a["tok_ptr"][d0 + 1 : d1 + 1] - t0 + self.n_toks)
         sink.add("p_bstart", a["p_bstart"][d0:d1] - s0 + self.n_src_text)
         sink.add("p_bend", a["p_bend"][d0:d1] - s0 + self.n_src_text)
-        for k in ("tok_ids", "tok_cs", "tok_ce"):
+        for k in ("tok_ids", "tok_step", "tok_len"):
             sink.add(k, a[k][t0:t1])
         q0, q1 = (int(x) for x in a["src_quo"].reshape(-1, 2)[sn])
         sink.add("src_text", a["src_text"][s0:s1])
@@ -489,8 +514,8 @@ class _Appender:
         sink.add("p_bstart", seg.bstart + self.n_src_text)
         sink.add("p_bend", seg.bend + self.n_src_text)
         sink.add("tok_ids", seg.tok_ids)
-        sink.add("tok_cs", seg.tok_cs)
-        sink.add("tok_ce", seg.tok_ce)
+        sink.add("tok_step", token_steps(seg.tok_ptr, seg.tok_cs))
+        sink.add("tok_len", np.asarray(seg.tok_ce, np.int64) - seg.tok_cs)
         src_bytes = seg.text.encode("utf-8")
         quote_bytes = seg.quote_json
         sink.add("src_text", src_bytes)
@@ -593,8 +618,9 @@ def write_delta(sink: Sink, live: Index, drop: Iterable[int], fresh: Iterable[So
         len_sum -= int(np.asarray(a["doc_len"][d0:d1]).sum(dtype=np.int64))
     segs = list(fresh)
     for seg in segs:
-        if any(sink.widened(k, v) for k, v in (("tok_cs", seg.tok_cs), ("tok_ce", seg.tok_ce))):
-            raise NeedsFullBuild("a passage too long for the stored token offsets")
+        if any(sink.widened(k, v) for k, v in (("tok_step", token_steps(seg.tok_ptr, seg.tok_cs)),
+                                               ("tok_len", np.asarray(seg.tok_ce, np.int64) - seg.tok_cs))):
+            raise NeedsFullBuild("token offsets too far apart for their stored width")
         if sink.widened("tok_ids", seg.tok_ids):
             raise NeedsFullBuild("a vocabulary too large for the stored term ids")
     for seg in segs:

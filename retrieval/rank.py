@@ -331,8 +331,9 @@ class Matches:
             return
         win = np.searchsorted(ptr, at + t0, side="right") - 1
         shift = np.asarray(starts, np.int64)[win]
-        s = (a["tok_cs"][t0 + at] + shift).tolist()
-        e = (a["tok_ce"][t0 + at] + shift).tolist()
+        cs, ce = self.index.token_spans(lo, hi)
+        s = (cs[at] + shift).tolist()
+        e = (ce[at] + shift).tolist()
         self.rows = list(zip((win + lo).tolist(), s, e, strict=True)) + self.rows
 
     def spans(self, p: Passage) -> tuple[tuple[int, int], ...]:

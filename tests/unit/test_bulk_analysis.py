@@ -50,9 +50,8 @@ def test_bundled_transcripts_analyse_identically():
 
 
 def _stored(index, d: int, inv: dict[int, str]) -> list[tuple[str | None, int, int]]:
-    s, e = int(index.a["tok_ptr"][d]), int(index.a["tok_ptr"][d + 1])
-    return [(inv.get(int(i)), int(x), int(y))
-            for i, x, y in zip(index.a["tok_ids"][s:e], index.a["tok_cs"][s:e], index.a["tok_ce"][s:e], strict=True)]
+    starts, ends = index.token_spans(d, d + 1)
+    return [(inv.get(int(i)), int(x), int(y)) for i, x, y in zip(index.tokens_of(d), starts, ends, strict=True)]
 
 
 def test_every_passage_stores_its_own_analysis_even_when_cut_inside_a_word_run():
