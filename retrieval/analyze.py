@@ -333,35 +333,40 @@ class Analyzer:
                            np.concatenate([toks.anchor, w_start[word]])[order])
 
     def _alias_tokens(self, toks: TokenArrays, table: TermTable) -> TokenArrays:
-        after, add, starts, ends = [], [], [], []
         seq = toks.ids
         wanted = []
         for key, canon in self._aliases.items():
             key_ids = [table.vocab.get(t, -9) for t in key]
             if -9 not in key_ids and len(key) <= len(seq):  # else a word of it never occurs in these texts
-                wanted.append((key, canon, key_ids))
+                wanted.append((canon, key_ids))
         if not wanted:
             return toks
+        heads = np.asarray([key_ids[0] for _, key_ids in wanted], np.int64)
         opens = np.zeros(len(table.vocab), bool)
-        opens[[key_ids[0] for _, _, key_ids in wanted]] = True
+        opens[heads] = True
         maybe = np.flatnonzero(opens[seq])  # tokens that may start an alias
-        for key, canon, key_ids in wanted:
-            hits = maybe[(seq[maybe] == key_ids[0]) & (maybe <= len(seq) - len(key))]
+        # ... grouped by term, each group in text order
+        by_term = np.argsort(seq[maybe], kind="stable")
+        maybe = maybe[by_term]
+        lo = np.searchsorted(seq[maybe], heads, side="left").tolist()
+        hi = np.searchsorted(seq[maybe], heads, side="right").tolist()
+        at, size, add = [], [], []
+        for (canon, key_ids), a, b in zip(wanted, lo, hi, strict=True):
+            hits = maybe[a:b]
+            hits = hits[hits <= len(seq) - len(key_ids)]
             for j, k in enumerate(key_ids[1:], 1):
                 hits = hits[seq[hits + j] == k]
-            for i in hits.tolist():
-                for c in canon:
-                    after.append((i, len(key)))
-                    add.append(table.term_id(c))
-                    starts.append(int(toks.start[i]))
-                    ends.append(int(toks.end[i + len(key) - 1]))
+            if len(hits):
+                canon_ids = [table.term_id(c) for c in canon]
+                at.append(np.repeat(hits, len(canon_ids)))
+                size.append(np.full(len(hits) * len(canon_ids), len(key_ids), np.int64))
+                add.append(np.asarray(canon_ids * len(hits), np.int64))
         if not add:
             return toks
-        order = sorted(range(len(add)), key=lambda x: after[x])  # by token, then alias length
-        pos = np.asarray([after[x][0] for x in order], np.int64)
-        pick = np.asarray(order, np.int64)
-        return _insert_after(toks, pos, np.asarray(add, np.int64)[pick], np.asarray(starts, np.int64)[pick],
-                             np.asarray(ends, np.int64)[pick])
+        pos, size, ids = np.concatenate(at), np.concatenate(size), np.concatenate(add)
+        order = np.lexsort((size, pos))  # by token, then alias length (stable)
+        pos, size, ids = pos[order], size[order], ids[order]
+        return _insert_after(toks, pos, ids, toks.start[pos], toks.end[pos + size - 1])
 
     def query_terms(self, query: str) -> list[str]:
         """Content terms of a question: scaffolding, speaker names and stopwords dropped.

@@ -30,8 +30,8 @@ SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)]*\s+|(?<=[。！？])[」�
 # SENTENCE_END's cuts, each found with the punctuation before it (a match's cut starts one
 # character in): a pattern that starts with a character set is scanned for quickly, where a
 # look-behind is tried at every position. The cuts are the same.
-_SENTENCE_CUT = re.compile(r"[.!?…][\"'”’)]*\s+|[。！？][」』”）]*\s*")
-_ASCII_SENTENCE_CUT = re.compile(r"[.!?][\"')]*\s+")  # the same on ASCII text, where the rest cannot occur
+_SENTENCE_CUT = re.compile(r"([.!?…][\"'”’)]*\s+|[。！？][」』”）]*\s*)")
+_ASCII_SENTENCE_CUT = re.compile(r"([.!?][\"')]*\s+)")  # the same on ASCII text, where the rest cannot occur
 _CLAUSE_END = re.compile(r"(?<=[,;:，；、])\s*")
 # what a too-long clause is cut between: CJK text (no spaces) by characters, other text by words
 _CUT_UNIT = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|\S+")
@@ -180,9 +180,10 @@ def _sentence_pieces(text: str, spans: list[tuple[int, int]], counts: Units
         return empty, empty, empty  # no piece has anything but whitespace
     a = np.fromiter((x for x, _ in spans), np.int64, len(spans))
     b = np.fromiter((y for _, y in spans), np.int64, len(spans))
-    cuts = [m.span() for m in (_ASCII_SENTENCE_CUT if text.isascii() else _SENTENCE_CUT).finditer(text)]
-    gs = np.fromiter((x + 1 for x, _ in cuts), np.int64, len(cuts))  # the cut starts after the punctuation
-    ge = np.fromiter((y for _, y in cuts), np.int64, len(cuts))
+    parts = (_ASCII_SENTENCE_CUT if text.isascii() else _SENTENCE_CUT).split(text)  # text, cut, text, ...
+    edges = np.cumsum(np.fromiter(map(len, parts), np.int64, len(parts)))
+    gs = edges[0:-1:2] + 1  # a cut starts after its punctuation
+    ge = edges[1::2]
     k = np.searchsorted(a, gs, side="right") - 1
     inside = gs < b[k]
     own = inside & (ge <= b[k])
@@ -360,28 +361,6 @@ def windows(t: Transcript, target: float = TARGET_UNITS, max_chars: int = MAX_CH
     )
 
 
-def _passage(t: Transcript, text: str, spans, times: _Timer, cs: int, ce: int, pid: int) -> Passage:
-    first = _utt_at(spans, cs)
-    last = _utt_at(spans, ce - 1)
-    if first == last:
-        speaker = t.utterances[first].speaker
-    else:
-        speakers = {t.utterances[k].speaker for k in range(first, last + 1)}
-        speaker = speakers.pop() if len(speakers) == 1 else None
-    start = times.at(cs, first)
-    return Passage(
-        pid=pid,
-        source_id=t.source_id,
-        text=text[cs:ce],
-        char_start=cs,
-        char_end=ce,
-        start=start,
-        speaker=speaker,
-        position=cs / max(1, len(text)),
-        chapter=chapter_at(t.chapters, start) if t.chapters else None,
-    )
-
-
 class _Spans(list):
     """Utterance spans, with their starts kept apart for bisection."""
 
@@ -448,14 +427,20 @@ def _quotes(t: Transcript, text: str, spans, times: _Timer, sents: Sentences) ->
         alive &= ~hit
     hits = np.flatnonzero(best >= 0).tolist()
     best_of = best.tolist()
+    size = max(1, len(text))
     out: list[Passage] = []
     h = 0
     while h < len(hits):
         i = hits[h]
         b = best_of[i]
         cs, ce = sents.start[i], sents.end[b]
-        if _reads_alone(text[cs:ce]):
-            out.append(_passage(t, text, spans, times, cs, ce, -1 - len(out)))
+        body = text[cs:ce]
+        if _reads_alone(body):
+            k = sents.utt[i]  # all of it lies in this one utterance
+            st = times.at(cs, k)
+            out.append(Passage(pid=-1 - len(out), source_id=t.source_id, text=body, char_start=cs, char_end=ce,
+                               start=st, speaker=t.utterances[k].speaker, position=cs / size,
+                               chapter=chapter_at(t.chapters, st) if t.chapters else None))
         h = bisect.bisect_left(hits, b + 1, h + 1)  # the next candidate after this quote
     return out
 
