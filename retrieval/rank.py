@@ -330,10 +330,12 @@ class Matches:
         if not len(at):
             return
         win = np.searchsorted(ptr, at + t0, side="right") - 1
-        shift = np.asarray(starts, np.int64)[win]
-        cs, ce = self.index.token_spans(lo, hi)
-        s = (cs[at] + shift).tolist()
-        e = (ce[at] + shift).tolist()
+        # a token's start: the steps summed from its window's first token, plus the window's start
+        run = np.zeros(int(ptr[-1]) - t0 + 1, np.int64)
+        np.cumsum(a["tok_step"][t0 : int(ptr[-1])], out=run[1:])
+        begin = run[at + 1] - run[ptr[win] - t0] + np.asarray(starts, np.int64)[win]
+        s = begin.tolist()
+        e = (begin + a["tok_len"][t0 + at]).tolist()
         self.rows = list(zip((win + lo).tolist(), s, e, strict=True)) + self.rows
 
     def spans(self, p: Passage) -> tuple[tuple[int, int], ...]:

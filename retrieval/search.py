@@ -302,7 +302,10 @@ class Searcher:
         fin = dict(zip(cand.tolist(), final.tolist(), strict=True))
         chosen = distinct(index, order, want, self.rank.show_chars)
         mask = index.term_mask(plan.ids)
-        return [self._hit(index, d, fin[d], mask, chosen) for d in chosen[offset:want]]
+        at = np.asarray(chosen, np.int64)
+        rows = list(zip(chosen, index.a["p_src"][at].tolist(), index.a["p_cstart"][at].tolist(),
+                        index.a["p_cend"][at].tolist(), strict=True))
+        return [self._hit(index, d, fin[d], mask, rows) for d in chosen[offset:want]]
 
     def _moments(self, index: Index, plan: QueryPlan, ranked: Ranked) -> tuple[np.ndarray, np.ndarray]:
         """Candidate scores with the speaker preference, question-to-answer hand-over and neighbour sharing."""
@@ -314,13 +317,13 @@ class Searcher:
         cand, final = answer_turns(index, cand, final, r.answer_w)
         return cand, smooth(index, cand, final, r.neighbour_w, r.interjection)
 
-    def _hit(self, index: Index, doc: int, score: float, mask: np.ndarray, chosen: list[int]) -> Hit:
-        a = index.a
-        src, cs, ce = a["p_src"], a["p_cstart"], a["p_cend"]
-        me, at = int(src[doc]), int(cs[doc])
-        others = [(int(cs[c]), c) for c in chosen if c != doc and int(src[c]) == me]
-        before = [int(ce[c]) for s, c in others if s < at]
-        after = [s for s, _ in others if s > at]
+    def _hit(self, index: Index, doc: int, score: float, mask: np.ndarray,
+             chosen: list[tuple[int, int, int, int]]) -> Hit:
+        """The hit for window ``doc`` among the ``chosen`` ones (window, source number, char start, char end):
+        its quote stops where a later chosen one of the same source begins, and starts after earlier ones."""
+        me, at = next((sn, s) for d, sn, s, _ in chosen if d == doc)
+        before = [e for d, sn, s, e in chosen if sn == me and s < at and d != doc]
+        after = [s for d, sn, s, _ in chosen if sn == me and s > at and d != doc]
         p, spans = moment(index, doc, mask, self.rank, min(after, default=None), max(before, default=0))
         return make_hit(index, p, score, spans)
 
