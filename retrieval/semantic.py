@@ -53,6 +53,9 @@ _PROBE = (
 )
 
 
+CHUNK = 64  # texts embedded per hold of the model (see Embedder.embed_documents)
+
+
 class SemanticUnavailable(RuntimeError):
     """The semantic stage cannot run: the extra is not installed or the model did not load."""
 
@@ -315,11 +318,21 @@ class Embedder:
         return nearest and (matched - mismatched) / max(1e-6, 1.0 - mismatched) >= 0.25
 
     def embed_documents(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        """Unit vectors of ``texts`` (shape n x dim, float32)."""
+        """Unit vectors of ``texts`` (shape n x dim, float32).
+
+        Texts go to the model in runs of similar length (``CHUNK`` at a time), so a query
+        asked meanwhile waits for one run, not for all of them.
+        """
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        with self._lock:
-            return self._backend.encode(list(texts), batch_size, query=False)
+        texts = list(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for at in range(0, len(order), CHUNK):
+            run = order[at : at + CHUNK]
+            with self._lock:
+                out[run] = self._backend.encode([texts[i] for i in run], batch_size, query=False)
+        return out
 
     def embed_query(self, text: str) -> np.ndarray:
         """Unit vector of one query (float32, shape dim); cached by text."""

@@ -50,21 +50,6 @@ def index_root(build_folder: Path) -> Path | None:
     return build_folder.parent.parent if build_folder.parent.name == "builds" else None
 
 
-def tiles_sources(index: Index) -> bool:
-    """Whether every passage belongs to exactly one source, sources in order, no dead passages
-    (true of every full generation; a delta generation keeps replaced passages)."""
-    if len(index.dead):
-        return False
-    p_src = np.asarray(index.a["p_src"])
-    at = 0
-    for si, info in enumerate(index.sources):
-        docs = index.source_docs(info.source_id)
-        if docs.start != at or not np.all(p_src[docs.start:docs.stop] == si):
-            return False
-        at = docs.stop
-    return at == index.size
-
-
 def source_digests(index: Index, context: str) -> list[str]:
     """A digest per source (in source order) of what its embedding depends on, besides ``context``."""
     keys = index.source_keys

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,10 @@ def test_vectors_are_written_with_the_build_and_rebuilt_when_the_corpus_changes(
         f.write("- [host] and the village? - [guest] the volcano behind our village erupts every spring, and the "
                 "lava runs down into the valley while everybody watches from the church roof.\n")
     assert s.refresh() is True
+    deadline = time.monotonic() + 120  # the new build goes live first, its vectors are written right after
+    while not s.ranker.vectors_ready(s.index, np.flatnonzero(s.index.live)):
+        assert time.monotonic() < deadline, "vectors never landed"
+        time.sleep(0.05)
     second = _vectors(index_dir)
     assert second != first
     assert json.loads((second / "meta.json").read_text())["passages"] == s.index.size
