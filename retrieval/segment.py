@@ -79,9 +79,10 @@ class Units:
         self._word = word = ~space & ~cjk
         starts = word.copy()
         starts[1:] &= ~word[:-1]
-        self._starts = np.zeros(len(codes) + 1, np.int64)
+        count = np.int32 if len(codes) < 2**31 else np.int64
+        self._starts = np.zeros(len(codes) + 1, count)
         np.cumsum(starts, out=self._starts[1:])
-        self._cjk = np.zeros(len(codes) + 1, np.int64)
+        self._cjk = np.zeros(len(codes) + 1, count)
         np.cumsum(cjk, out=self._cjk[1:])
 
     def span(self, s: int, e: int) -> float:

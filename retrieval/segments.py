@@ -99,20 +99,24 @@ def analyse_source(t: Transcript, analyzer: Analyzer, table: TermTable, key: str
     p_ids, p_cs, p_ce = ids[take], t_start[take] - base, t_end[take] - base
     dirty = _edges_inside_tokens(cs, ce, t_start, t_end)
     if dirty:
-        pieces = []
-        for d in range(n):
-            if d in dirty:
-                own = analyzer.document_tokens(text[cs[d] : ce[d]])
-                pieces.append((np.asarray([table.term_id(x.term) for x in own], np.int64),
-                               np.asarray([x.start for x in own], np.int64),
-                               np.asarray([x.end for x in own], np.int64)))
-            else:
-                s, e = int(first[d]), int(first[d] + counts[d])
+        pieces = []  # the clean passages between dirty ones go in as one block each
+        done = 0
+        for d in dirty:
+            if done < d:
+                s, e = int(first[done]), int(first[d])
                 pieces.append((p_ids[s:e], p_cs[s:e], p_ce[s:e]))
-        counts = np.asarray([len(p[0]) for p in pieces], np.int64)
-        p_ids = np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, np.int64)
-        p_cs = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, np.int64)
-        p_ce = np.concatenate([p[2] for p in pieces]) if pieces else np.zeros(0, np.int64)
+            own = analyzer.document_tokens(text[cs[d] : ce[d]])
+            pieces.append((np.asarray([table.term_id(x.term) for x in own], np.int64),
+                           np.asarray([x.start for x in own], np.int64),
+                           np.asarray([x.end for x in own], np.int64)))
+            counts[d] = len(own)
+            done = d + 1
+        if done < n:
+            s = int(first[done])
+            pieces.append((p_ids[s:], p_cs[s:], p_ce[s:]))
+        p_ids = np.concatenate([p[0] for p in pieces])
+        p_cs = np.concatenate([p[1] for p in pieces])
+        p_ce = np.concatenate([p[2] for p in pieces])
     stop = table.stop_mask()
     is_stop = stop[p_ids] if len(p_ids) else np.zeros(0, bool)
     tok_ids = np.where(is_stop, -1, p_ids).astype(np.int32)
@@ -150,18 +154,17 @@ def _byte_offsets(text: str) -> np.ndarray:
     return out
 
 
-def _edges_inside_tokens(cs: np.ndarray, ce: np.ndarray, t_start: np.ndarray, t_end: np.ndarray) -> set[int]:
-    """Passages with an edge strictly inside some token of the whole-text analysis."""
+def _edges_inside_tokens(cs: np.ndarray, ce: np.ndarray, t_start: np.ndarray, t_end: np.ndarray) -> list[int]:
+    """Passages with an edge strictly inside some token of the whole-text analysis, in order."""
     edges = np.unique(np.concatenate([cs, ce]))
     inside = np.searchsorted(edges, t_start, side="right") < np.searchsorted(edges, t_end, side="left")
-    crossing = np.flatnonzero(inside)
-    out: set[int] = set()
-    for i in crossing.tolist():
-        s, e = int(t_start[i]), int(t_end[i])
-        for arr in (cs, ce):
-            a, b = np.searchsorted(arr, s, side="right"), np.searchsorted(arr, e, side="left")
-            out.update(range(int(a), int(b)))
-    return out
+    s, e = t_start[inside], t_end[inside]
+    found = []
+    for arr in (cs, ce):
+        a, b = np.searchsorted(arr, s, side="right"), np.searchsorted(arr, e, side="left")
+        n = np.maximum(b - a, 0)
+        found.append(np.repeat(a, n) + np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))
+    return np.unique(np.concatenate(found)).tolist()
 
 
 # --- analysing many sources in worker processes ----------------------------------------------
