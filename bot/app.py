@@ -59,7 +59,7 @@ def _semantic_stage(settings: Settings):
     try:
         from retrieval.hybrid import hybrid_stage
 
-        return hybrid_stage(settings.embed_model)
+        return hybrid_stage(settings.embed_model, model_cache=settings.model_cache)
     except SemanticUnavailable as e:
         if settings.search_mode == "hybrid":
             raise SettingsError(f"QUOTEBOT_SEARCH_MODE=hybrid: {e}") from e

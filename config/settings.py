@@ -67,6 +67,7 @@ class Settings:
     ephemeral: bool = True
     search_mode: str = "auto"
     embed_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    model_cache: Path | None = None  # where ONNX graphs built from the model are kept
     defer_after: float = 1.0
     # http + state
     # where people reach the web page (``https://quotes.example.com``): chat cards link to quote permalinks there
@@ -135,6 +136,8 @@ def load_settings(
         ephemeral=r.flag("QUOTEBOT_EPHEMERAL", True),
         search_mode=r.choice("QUOTEBOT_SEARCH_MODE", "auto", ("auto", "lexical", "hybrid")),
         embed_model=r.text("QUOTEBOT_EMBED_MODEL", "sentence-transformers/all-MiniLM-L6-v2"),
+        model_cache=r.path("QUOTEBOT_MODEL_CACHE", None)
+        or Path(r.raw("XDG_CACHE_HOME") or Path.home() / ".cache") / "quotebot" / "models",
         defer_after=_defer_after(r),
         public_url=(r.url("QUOTEBOT_PUBLIC_URL", None, ("http", "https")) or "").rstrip("/") or None,
         host=r.text("HOST", "127.0.0.1"),

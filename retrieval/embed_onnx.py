@@ -223,12 +223,9 @@ def build_graph(source: EncoderSource | Path):
 
 
 def default_cache_dir() -> Path:
-    """``$QUOTEBOT_MODEL_CACHE``, else ``$XDG_CACHE_HOME/quotebot/models`` (``~/.cache/quotebot/models``)."""
-    env = os.environ.get("QUOTEBOT_MODEL_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "quotebot" / "models"
+    """Where built graphs go when no folder is given: ``~/.cache/quotebot/models`` (the bot's
+    settings pass ``QUOTEBOT_MODEL_CACHE`` or ``$XDG_CACHE_HOME/quotebot/models`` instead)."""
+    return Path.home() / ".cache" / "quotebot" / "models"
 
 
 def onnx_model_path(source: EncoderSource | Path, quantize: bool = True, cache_dir: Path | None = None) -> Path:

@@ -658,11 +658,13 @@ def _one_blas_thread() -> Callable[[], contextlib.AbstractContextManager]:
     return functools.partial(controller.limit, limits=1, user_api="blas")
 
 
-def hybrid_stage(model: str, params: HybridParams | None = None) -> tuple[tuple[Extra, ...], Callable[..., Searcher]]:
+def hybrid_stage(model: str, params: HybridParams | None = None, model_cache: Path | None = None
+                 ) -> tuple[tuple[Extra, ...], Callable[..., Searcher]]:
     """The ``extras`` and ``factory`` for ``open_searcher`` in hybrid mode.
 
-    Loads the model now; raises ``SemanticUnavailable`` when the extra or the model is missing.
+    Loads the model now (its ONNX graph kept in ``model_cache``, see ``Embedder``); raises
+    ``SemanticUnavailable`` when the extra or the model is missing.
     """
     params = params or HybridParams()
-    embedder = Embedder(model)
+    embedder = Embedder(model, model_cache=model_cache)
     return (embedding_extra(embedder, params),), functools.partial(HybridSearcher, embedder=embedder, params=params)

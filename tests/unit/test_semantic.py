@@ -110,6 +110,19 @@ def test_default_embedder_runs_on_onnx_without_torch(model_cache):
     assert torch_loaded == "False"
 
 
+def test_the_model_cache_setting_says_where_the_graph_is_kept(model_cache, embedder, tmp_path, monkeypatch):
+    from config.settings import load_settings
+    from retrieval.hybrid import hybrid_stage
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    settings = load_settings(environ={"QUOTEBOT_MODEL_CACHE": str(model_cache)}, dotenv_path="")
+    assert settings.model_cache == model_cache
+    _, factory = hybrid_stage(settings.embed_model, model_cache=settings.model_cache)
+    assert factory.keywords["embedder"].onnx_encoder.path.parent == model_cache  # the graph built there is used
+    fallback = load_settings(environ={"XDG_CACHE_HOME": str(tmp_path)}, dotenv_path="")
+    assert fallback.model_cache == tmp_path / "quotebot" / "models"
+
+
 def test_backend_is_chosen_by_prefix_or_by_what_the_model_is(tmp_path):
     assert split_backend("onnx:/models/x") == (ONNX, "/models/x")
     assert split_backend("st:all-MiniLM-L6-v2") == (SENTENCE_TRANSFORMERS, "all-MiniLM-L6-v2")
