@@ -123,8 +123,10 @@ class SourceSpan:
 class Index:
     """A loaded (or freshly built) index. Read-only; safe to share between threads."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], meta: dict, folder: Path | None = None) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], meta: dict, folder: Path | None = None,
+                 files: dict[str, int] | None = None) -> None:
         self.a = arrays
+        self._files = files or {}  # open descriptors of the arrays read by ``read`` rather than through the map
         self.folder = folder  # where a loaded index lives (None while only in memory)
         self.meta = meta
         self.vocab: dict[str, int] = meta["vocab"]
@@ -202,11 +204,54 @@ class Index:
         text = cache.pop(i, None)
         if text is None:
             span = self.a["src_txt"].reshape(-1, 2)
-            text = bytes(self.a["src_text"][int(span[i, 0]) : int(span[i, 1])]).decode("utf-8")
+            text = bytes(self.read("src_text", int(span[i, 0]), int(span[i, 1]))).decode("utf-8")
             if len(cache) >= 32:
                 cache.pop(next(iter(cache)))
         cache[i] = text
         return text
+
+    def read(self, name: str, lo: int, hi: int) -> np.ndarray:
+        """Items ``lo .. hi-1`` of array ``name``. The token and text arrays of a loaded index are
+        read from their files: the kernel maps whole large page-cache folios (up to 2 MB) into a
+        process that touches one byte of a mapped file, so reading a few tokens or characters
+        at random through the map would soon hold all of them in this process's memory."""
+        fd = self._files.get(name)
+        if fd is None:
+            return self.a[name][lo:hi]
+        arr = self.a[name]
+        size = arr.itemsize
+        lo, hi = max(0, lo), min(len(arr), hi)
+        if hi <= lo:
+            return arr[:0]
+        return np.frombuffer(os.pread(fd, (hi - lo) * size, lo * size), arr.dtype)
+
+    def gather(self, name: str, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+        """Items ``starts[i] .. stops[i]-1`` of array ``name`` for every i, one after another."""
+        if name not in self._files:
+            lens = stops - starts
+            ends = np.cumsum(lens)
+            return self.a[name][np.repeat(starts - (ends - lens), lens) + np.arange(int(ends[-1]) if len(ends) else 0)]
+        fd, arr, pread = self._files[name], self.a[name], os.pread
+        size = arr.itemsize
+        starts, stops = np.asarray(starts, np.int64), np.asarray(stops, np.int64)
+        if not len(starts):
+            return arr[:0]
+        # one read per run of ranges less than a few pages apart
+        order = np.argsort(starts, kind="stable")
+        lo, hi = starts[order], stops[order]
+        reach = np.maximum.accumulate(hi)
+        first = np.flatnonzero(np.r_[True, lo[1:] > reach[:-1] + (8192 // size)])
+        b_lo, b_hi = lo[first], reach[np.r_[first[1:] - 1, len(lo) - 1]]
+        blob = b"".join([pread(fd, (e - s) * size, s * size)
+                         for s, e in zip(b_lo.tolist(), b_hi.tolist(), strict=True)])
+        flat = np.frombuffer(blob, arr.dtype)
+        at = np.empty(len(starts), np.int64)  # where each range begins in ``flat``
+        block = np.cumsum(np.r_[0, b_hi - b_lo])[:-1]
+        which = np.searchsorted(first, np.arange(len(lo)), side="right") - 1
+        at[order] = block[which] + (lo - b_lo[which])
+        lens = stops - starts
+        ends = np.cumsum(lens)
+        return flat[np.repeat(at - (ends - lens), lens) + np.arange(int(ends[-1]))]
 
     def text_near(self, doc: int, lo: int, hi: int) -> SourceSpan | None:
         """A stretch of window ``doc``'s source text holding at least characters ``lo .. hi``
@@ -222,7 +267,7 @@ class Index:
         c_lo, b_lo = (int(starts[i]), int(a["p_bstart"][d0 + i])) if i >= 0 else (0, b0)
         j = int(np.searchsorted(starts, hi, side="left"))  # the first window starting at or after hi
         b_hi = int(a["p_bstart"][d0 + j]) if j < len(starts) else b1
-        return SourceSpan(bytes(a["src_text"][b_lo:b_hi]).decode("utf-8"), c_lo, self._source_length(sn))
+        return SourceSpan(bytes(self.read("src_text", b_lo, b_hi)).decode("utf-8"), c_lo, self._source_length(sn))
 
     def _source_length(self, sn: int) -> int:
         n = self._lengths.get(sn)
@@ -231,9 +276,10 @@ class Index:
             d0, d1 = (int(x) for x in self._src_doc[sn])
             b1 = int(a["src_txt"][2 * sn + 1])
             if d1 > d0:  # the last window's end, then whatever text follows it
-                n = int(a["p_cend"][d1 - 1]) + len(bytes(a["src_text"][int(a["p_bend"][d1 - 1]) : b1]).decode("utf-8"))
+                tail = self.read("src_text", int(a["p_bend"][d1 - 1]), b1)
+                n = int(a["p_cend"][d1 - 1]) + len(bytes(tail).decode("utf-8"))
             else:
-                n = len(bytes(a["src_text"][int(a["src_txt"][2 * sn]) : b1]).decode("utf-8"))
+                n = len(bytes(self.read("src_text", int(a["src_txt"][2 * sn]), b1)).decode("utf-8"))
             self._lengths[sn] = n
         return n
 
@@ -279,7 +325,7 @@ class Index:
 
     def tokens_of(self, doc: int) -> np.ndarray:
         """Term ids of a passage in text order (-1 for stopwords)."""
-        return term_ids_of(self.a["tok_ids"][int(self.a["tok_ptr"][doc]) : int(self.a["tok_ptr"][doc + 1])])
+        return term_ids_of(self.read("tok_ids", int(self.a["tok_ptr"][doc]), int(self.a["tok_ptr"][doc + 1])))
 
     def token_spans(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """Character spans (starts, ends) of the tokens of windows ``lo .. hi-1``, each inside its own window."""
@@ -287,9 +333,9 @@ class Index:
         ptr = np.asarray(a["tok_ptr"][lo : hi + 1])
         t0, t1 = int(ptr[0]), int(ptr[-1])
         run = np.zeros(t1 - t0 + 1, np.int64)
-        np.cumsum(a["tok_step"][t0:t1], out=run[1:])
+        np.cumsum(self.read("tok_step", t0, t1), out=run[1:])
         starts = run[1:] - np.repeat(run[ptr[:-1] - t0], np.diff(ptr))  # the sum restarts in each window
-        return starts, starts + a["tok_len"][t0:t1]
+        return starts, starts + self.read("tok_len", t0, t1)
 
     def passage(self, doc: int) -> Passage:
         a = self.a
@@ -302,7 +348,7 @@ class Index:
         return Passage(
             pid=doc,
             source_id=info.source_id,
-            text=bytes(a["src_text"][s:e]).decode("utf-8"),
+            text=bytes(self.read("src_text", s, e)).decode("utf-8"),
             char_start=int(a["p_cstart"][doc]),
             char_end=int(a["p_cend"][doc]),
             start=start_s,
@@ -399,6 +445,8 @@ class Sink:
         return {k: (np.concatenate(v) if v else np.zeros(0, self.dtypes[k])) for k, v in self._mem.items()}
 
 
+# Read with ``Index.read`` rather than through the memory map (see there).
+_READ = ("tok_ids", "tok_step", "tok_len", "src_text")
 # Read a few items at a time at random places: no read-ahead, so only the pages used come in.
 _RANDOM_ACCESS = frozenset({"tok_ids", "tok_step", "tok_len", "src_text", "quotes", "p_bstart", "p_bend",
                             "p_cstart", "p_cend", "p_start", "p_pos", "tok_ptr"})
@@ -776,7 +824,12 @@ def load(folder: Path) -> Index:
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     if meta.get("format") != FORMAT_VERSION:
         raise ValueError(f"{folder}: index format {meta.get('format')} is not {FORMAT_VERSION}")
-    return Index(_open_arrays(folder, meta["dtypes"], meta["lengths"]), meta, folder)
+    arrays = _open_arrays(folder, meta["dtypes"], meta["lengths"])
+    files = {name: os.open(folder / f"{name}.bin", os.O_RDONLY) for name in _READ if len(arrays[name])}
+    index = Index(arrays, meta, folder, files)
+    for fd in files.values():
+        weakref.finalize(index, os.close, fd)
+    return index
 
 
 # --- the index folder: generations, locking, leases ---------------------------------------

@@ -77,12 +77,12 @@ class Events:
 
 def events(index: Index, cand: np.ndarray, q: list[int], window: int) -> Events:
     """Where each of the distinct query terms ``q`` occurs in the candidates."""
-    ptr, tok = index.a["tok_ptr"], index.a["tok_ids"]
+    ptr = index.a["tok_ptr"]
     starts = ptr[cand]
     lens = ptr[cand + 1] - starts
     ends = np.cumsum(lens)
     firsts = ends - lens
-    flat = tok[np.repeat(starts - firsts, lens) + np.arange(int(ends[-1]) if len(ends) else 0)]
+    flat = index.gather("tok_ids", starts, starts + lens)
     order = np.argsort(q)
     qs = np.asarray(q)[order]
     where = np.flatnonzero(np.isin(flat, qs))
@@ -228,9 +228,9 @@ def ends_question(index: Index, doc: int) -> bool:
     a = index.a
     s, e = int(a["p_bstart"][doc]), int(a["p_bend"][doc])
     # the last few bytes (a character cut at their start is dropped) hold the last non-space character
-    tail = bytes(a["src_text"][max(s, e - 32) : e]).decode("utf-8", "ignore").rstrip()
+    tail = bytes(index.read("src_text", max(s, e - 32), e)).decode("utf-8", "ignore").rstrip()
     if not tail and e - s > 32:
-        tail = bytes(a["src_text"][s:e]).decode("utf-8").rstrip()
+        tail = bytes(index.read("src_text", s, e)).decode("utf-8").rstrip()
     return tail.endswith(("?", "？"))
 
 
@@ -326,16 +326,17 @@ class Matches:
         self.starts = starts + self.starts
         ptr = np.asarray(a["tok_ptr"][lo : hi + 1])
         t0 = int(ptr[0])
-        at = np.flatnonzero(self.mask[a["tok_ids"][t0 : int(ptr[-1])]])
+        t1 = int(ptr[-1])
+        at = np.flatnonzero(self.mask[self.index.read("tok_ids", t0, t1)])
         if not len(at):
             return
         win = np.searchsorted(ptr, at + t0, side="right") - 1
         # a token's start: the steps summed from its window's first token, plus the window's start
-        run = np.zeros(int(ptr[-1]) - t0 + 1, np.int64)
-        np.cumsum(a["tok_step"][t0 : int(ptr[-1])], out=run[1:])
+        run = np.zeros(t1 - t0 + 1, np.int64)
+        np.cumsum(self.index.read("tok_step", t0, t1), out=run[1:])
         begin = run[at + 1] - run[ptr[win] - t0] + np.asarray(starts, np.int64)[win]
         s = begin.tolist()
-        e = (begin + a["tok_len"][t0 + at]).tolist()
+        e = (begin + self.index.read("tok_len", t0, t1)[at]).tolist()
         self.rows = list(zip((win + lo).tolist(), s, e, strict=True)) + self.rows
 
     def spans(self, p: Passage) -> tuple[tuple[int, int], ...]:
