@@ -816,7 +816,8 @@ def _write_meta(folder: Path, meta: dict) -> None:
 
 
 def load(folder: Path) -> Index:
-    """Open a saved generation; arrays and texts are memory-mapped, not read.
+    """Open a saved generation; arrays and texts are memory-mapped, not read (the token and text
+    arrays are then read piecewise from their open files, see ``Index.read``).
 
     Every file is opened here, none later, so a running process never depends on a file
     that could go away afterwards.
