@@ -15,9 +15,9 @@ embedding as a new question would.
 ``--incremental`` measures instead how soon one more episode is found by a running hybrid
 searcher: the folder's transcripts but one (the last by name, or ``--add``) are indexed in a
 temporary folder, then that one is copied in while another thread keeps asking the tune-set
-questions. Printed: seconds (wall and CPU) from the copy until a question made of one of its
-sentences finds it, until its vectors are in use too, and the answering thread's latencies
-meanwhile.
+questions. Printed: seconds (wall and CPU) from the copy until the new index is live, until a
+question made of one of its sentences finds it, until its vectors are in use too, and the
+answering thread's latencies meanwhile.
 """
 
 from __future__ import annotations
@@ -119,16 +119,17 @@ def incremental(corpus: Path, add: str | None, work: Path | None, embedder: Embe
                 i += 1
 
         def found(query: str) -> bool:
-            return any(h.source_id == source_id for h in searcher.search(query, k=5))
+            return any(h.source.source_id == source_id for h in searcher.search(query, k=5))
 
         asker = threading.Thread(target=ask, daemon=True)
         asker.start()
         time.sleep(0.5)
         shutil.copy2(new, folder / new.name)
         t, c = time.perf_counter(), time.process_time()
-        searchable = with_vectors = None
+        searchable = with_vectors = live = None
         while with_vectors is None and time.perf_counter() - t < 120:
-            searcher.refresh()
+            if searcher.refresh():
+                live = (time.perf_counter() - t, time.process_time() - c)
             index = searcher.index
             if searchable is None and found(probe):
                 searchable = (time.perf_counter() - t, time.process_time() - c)
@@ -148,7 +149,8 @@ def incremental(corpus: Path, add: str | None, work: Path | None, embedder: Embe
         print(f"corpus: {corpus} ({len(files)} files), added {new.name}: {len(docs)} passages; "
               f"model {embedder.info.name} on {embedder.backend}, {os.cpu_count()} cores")
         print(f"first build (index + vectors of {len(files) - 1} files): {first:6.2f} s")
-        for name, v in (("searchable (its sentence found)", searchable), ("its vectors in use", with_vectors)):
+        for name, v in (("new index live (refresh done)", live), ("searchable (its sentence found)", searchable),
+                        ("its vectors in use", with_vectors)):
             print(f"{name:32s} {v[0]:6.2f} s wall, {v[1]:6.2f} s CPU" if v else f"{name:32s} not within 120 s")
         for q in semantic:
             print(f"tune question on it found: {found(q)!s:5s}  {q!r}")
@@ -167,7 +169,9 @@ def main() -> int:
                     "files' vectors are embedded once (default a temporary folder)")
     args = ap.parse_args()
     if args.incremental:
-        incremental(args.incremental, args.add, args.work, Embedder(args.model, cache_size=0), HybridParams())
+        # query vectors cached as the bot caches them (its abstention probes are embedded once);
+        # the answering thread's questions are new each time
+        incremental(args.incremental, args.add, args.work, Embedder(args.model), HybridParams())
         return 0
 
     t = time.perf_counter()

@@ -53,7 +53,10 @@ _PROBE = (
 )
 
 
-CHUNK = 64  # texts embedded per hold of the model (see Embedder.embed_documents)
+# Documents embedded per hold of the model (see Embedder.embed_documents): about a thousand
+# tokens, a few tens of milliseconds on two cores, so a query asked meanwhile hardly waits.
+CHUNK_CHARS = 4000
+CHUNK_TEXTS = 64
 
 
 class SemanticUnavailable(RuntimeError):
@@ -282,6 +285,8 @@ class Embedder:
             self._backend = _SentenceTransformersBackend(name, resolved, device)
         self.info = ModelInfo(name, resolved, model_key(resolved, backend), int(self._backend.dim), backend)
         self._lock = threading.Lock()
+        self._asking = 0  # queries waiting for the model: they go before the next run of documents
+        self._asked = threading.Condition()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
 
@@ -320,31 +325,50 @@ class Embedder:
     def embed_documents(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Unit vectors of ``texts`` (shape n x dim, float32).
 
-        Texts go to the model in runs of similar length (``CHUNK`` at a time), so a query
-        asked meanwhile waits for one run, not for all of them.
+        Texts go to the model in short runs of similar length (``CHUNK_CHARS``); a query asked
+        meanwhile goes before the next run, so it waits for one run, not for all of them.
         """
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         texts = list(texts)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), self.dim), np.float32)
-        for at in range(0, len(order), CHUNK):
-            run = order[at : at + CHUNK]
+        at = 0
+        while at < len(order):
+            end, chars = at, 0
+            while end < len(order) and end - at < CHUNK_TEXTS and (end == at or chars < CHUNK_CHARS):
+                chars += len(texts[order[end]])
+                end += 1
+            run, at = order[at:end], end
+            with self._asked:
+                self._asked.wait_for(lambda: self._asking == 0)
             with self._lock:
                 out[run] = self._backend.encode([texts[i] for i in run], batch_size, query=False)
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
         """Unit vector of one query (float32, shape dim); cached by text."""
-        with self._lock:
+        with self._asked:
+            self._asking += 1
+        try:
+            return self._query(text)
+        finally:
+            with self._asked:
+                self._asking -= 1
+                self._asked.notify_all()
+
+    def _query(self, text: str) -> np.ndarray:
+        with self._asked:  # a cached query never waits for the model
             hit = self._cache.get(text)
             if hit is not None:
                 self._cache.move_to_end(text)
                 return hit
+        with self._lock:
             vec = np.asarray(self._backend.encode([text], 1, query=True)[0], dtype=np.float32)
-            vec.setflags(write=False)
-            if self._cache_size > 0:
+        vec.setflags(write=False)
+        if self._cache_size > 0:
+            with self._asked:
                 self._cache[text] = vec
                 if len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
-            return vec
+        return vec
