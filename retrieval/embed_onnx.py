@@ -1,10 +1,13 @@
 """A BERT sentence-embedding model run by ONNX Runtime, built from its safetensors weights.
 
 No torch: the encoder graph is written out here from the model folder's ``config.json`` and
-``model.safetensors`` (token type 0 folded into the word embeddings), its matrix products
-quantised to int8 (dynamic, per weight column), and the result cached on disk under a key of
-the weights, so the graph is built once per machine (a few seconds) and loaded in well under
-a second afterwards. Tokenisation is the model's own ``tokenizer.json`` (``tokenizers``).
+``model.safetensors`` (token type 0 folded into the word embeddings) and cached on disk under
+a key of the weights, so the graph is built once per machine (a few seconds) and loaded in
+well under a second afterwards. Matrix products stay float32 by default: ONNX Runtime's
+dynamic int8 quantisation scales each batch's activations by that batch's own range, so a
+text's vector depended on which texts shared its batch (hybrid dev s@1 0.675 against 0.750 in
+float32), and on AVX2 CPUs without VNNI it measured no faster. ``quantize=True`` still builds
+the int8 graph (per weight column) for comparison. Tokenisation is the model's own ``tokenizer.json`` (``tokenizers``).
 
 Inputs are sorted by length and batched so each batch pads to its own longest text.
 """
@@ -228,7 +231,7 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "quotebot" / "models"
 
 
-def onnx_model_path(source: EncoderSource | Path, quantize: bool = True, cache_dir: Path | None = None) -> Path:
+def onnx_model_path(source: EncoderSource | Path, quantize: bool = False, cache_dir: Path | None = None) -> Path:
     """The ONNX file for the encoder ``source`` (or a BERT folder): built and cached on first call.
 
     Written atomically, so processes building it at the same time each get a whole file.
@@ -279,7 +282,7 @@ class OnnxBert:
     added by ``mean(..., query=...)``.
     """
 
-    def __init__(self, source: EncoderSource | Path, max_length: int = 256, quantize: bool = True,
+    def __init__(self, source: EncoderSource | Path, max_length: int = 256, quantize: bool = False,
                  threads: int | None = None, cache_dir: Path | None = None) -> None:
         import onnxruntime as ort
 

@@ -152,6 +152,11 @@ def choose_backend(name: str) -> str:
     return SENTENCE_TRANSFORMERS if st_ok or not onnx_ok else ONNX
 
 
+# How the ONNX backend runs a model; part of its vectors' key, so vectors stored under another
+# graph (the int8 one of earlier versions) are never mixed with this one's.
+ONNX_GRAPH = "fp32"
+
+
 def model_key(resolved: str, backend: str = SENTENCE_TRANSFORMERS) -> str:
     """A short key naming a model's weights and backend, used to name its cached embeddings.
 
@@ -159,7 +164,9 @@ def model_key(resolved: str, backend: str = SENTENCE_TRANSFORMERS) -> str:
     model's files invalidates the cache; for a hub id it is the id.
     """
     h = hashlib.sha256(resolved.encode())
-    if backend != SENTENCE_TRANSFORMERS:
+    if backend == ONNX:
+        h.update(f"|{backend}-{ONNX_GRAPH}".encode())
+    elif backend != SENTENCE_TRANSFORMERS:
         h.update(f"|{backend}".encode())
     folder = Path(resolved)
     if folder.is_file():

@@ -92,6 +92,17 @@ def test_onnx_graph_computes_the_same_vectors_as_a_plain_forward_pass(model_cach
     assert cos.min() > 0.97
 
 
+def test_a_passage_gets_the_same_vector_whatever_shares_its_batch(embedder):
+    # A vector that depends on its batch makes the same passage rank differently in two builds
+    # of one corpus (the int8 graph scaled each batch's activations by that batch's own range).
+    text = "We had to build every part of the robot ourselves: no motor on the market fitted."
+    alone = embedder.embed_documents([text])[0]
+    others = ["Um, yeah.", "The launch moved to Tuesday because of the weather over the Cape, and the "
+              "second stage needed a new valve that arrived late from the supplier in Texas " * 3]
+    batched = embedder.embed_documents([others[0], text, others[1]])[1]
+    assert np.allclose(alone, batched, atol=1e-5), float(np.abs(alone - batched).max())
+
+
 def test_default_embedder_runs_on_onnx_without_torch(model_cache):
     code = without("torch", "sentence_transformers", "transformers", "huggingface_hub") + (
         "from pathlib import Path\n"
