@@ -3,8 +3,7 @@
 BM25 finds candidates; ``lexical_evidence`` re-weighs them with what BM25 ignores: how
 much of the query's weight a passage covers, and whether query words stand together (as
 phrases or within a few words). ``smooth`` lets neighbouring windows of one moment lend
-each other score; ``moment_quote`` turns a chosen window into the quote shown; ``repeats``
-and ``next_start`` keep results from showing the same words twice.
+each other score; ``moment`` turns a chosen window into the quote shown and its highlights.
 """
 
 from __future__ import annotations
@@ -188,12 +187,6 @@ def smooth(index: Index, cand: np.ndarray, final: np.ndarray, weight: float, int
     return np.asarray(final, np.float64) + weight * best
 
 
-def passage_tokens(index: Index, doc: int) -> int:
-    """How many tokens window ``doc`` holds."""
-    ptr = index.a["tok_ptr"]
-    return int(ptr[doc + 1]) - int(ptr[doc])
-
-
 def answer_turns(index: Index, cand: np.ndarray, final: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
     """Question turns hand ``share`` of their score to the turn that answers them.
 
@@ -232,25 +225,6 @@ def ends_question(index: Index, doc: int) -> bool:
     if not tail and e - s > 32:
         tail = bytes(index.read("src_text", s, e)).decode("utf-8").rstrip()
     return tail.endswith(("?", "？"))
-
-
-def repeats(index: Index, d: int, c: int, shown: int) -> bool:
-    """Whether window ``d`` would repeat words that the better result ``c`` shows (``c``'s
-    quote may run on to ``shown`` characters). A window before ``c`` is fine: its own quote
-    stops where ``c`` begins."""
-    src, cs, ce = index.a["p_src"], index.a["p_cstart"], index.a["p_cend"]
-    if src[d] != src[c]:
-        return False
-    c0 = int(cs[c])
-    return int(cs[d]) < max(int(ce[c]), c0 + shown) and c0 < int(ce[d])
-
-
-def next_start(index: Index, doc: int, chosen: list[int]) -> int | None:
-    """Where the next chosen result after ``doc`` in the same source begins: a shown quote
-    runs on no further, so results never repeat each other's words."""
-    src, cs = index.a["p_src"], index.a["p_cstart"]
-    after = [int(cs[c]) for c in chosen if src[c] == src[doc] and cs[c] > cs[doc]]
-    return min(after, default=None)
 
 
 def turn_end(index: Index, doc: int) -> int | None:
@@ -359,7 +333,15 @@ class Matches:
 
 def moment(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: int | None = None,
            floor: int = 0) -> tuple[Passage, tuple[tuple[int, int], ...]]:
-    """``moment_quote`` and the highlight spans of the quote."""
+    """The quote shown for window ``doc`` and its highlight spans: its sentences that match the
+    query (``mask``) near the middle, starting at a sentence boundary, run on to whole sentences
+    and never past the speaker's turn or ``stop``.
+
+    When the window's matches sit in its second half, the quote may start up to
+    ``lead_chars`` earlier (within the same turn, and not before ``floor``, where an earlier
+    result's quote ends) so that what leads up to them shows too; otherwise it starts with
+    the window.
+    """
     p = index.passage(doc)
     found = Matches(index, doc, mask)
     if params.show_chars <= len(p.text):
@@ -386,20 +368,6 @@ def moment(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: i
     return quote, found.spans(quote)
 
 
-def moment_quote(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: int | None = None,
-                 floor: int = 0) -> Passage:
-    """The quote shown for window ``doc``: its sentences that match the query (``mask``) near
-    the middle, starting at a sentence boundary, run on to whole sentences and never past the
-    speaker's turn or ``stop``.
-
-    When the window's matches sit in its second half, the quote may start up to
-    ``lead_chars`` earlier (within the same turn, and not before ``floor``, where an earlier
-    result's quote ends) so that what leads up to them shows too; otherwise it starts with
-    the window.
-    """
-    return moment(index, doc, mask, params, stop, floor)[0]
-
-
 def _time_at(index: Index, doc: int, pos: int) -> float | None:
     """The start time of the latest window of ``doc``'s source that begins at or before ``pos``."""
     a = index.a
@@ -415,13 +383,6 @@ def make_hit(index: Index, p: Passage, score: float, spans: tuple[tuple[int, int
     """A Hit for passage ``p``: its source, a deep link to its start, and highlight spans."""
     source = index.source(p.source_id) or SourceInfo(p.source_id, p.source_id)
     return Hit(p, source, round(score, 4), moment_url(source.url, p.start), spans)
-
-
-def highlights(index: Index, doc: int, p: Passage, mask: np.ndarray) -> tuple[tuple[int, int], ...]:
-    """Spans of ``p.text`` holding query terms (``mask``), from the token offsets stored for
-    the windows that the shown text covers (``doc``, those after it, and before it when the
-    quote starts earlier)."""
-    return Matches(index, doc, mask).spans(p)
 
 
 SENTENCE_ENDS = ".!?。！？"

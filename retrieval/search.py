@@ -6,7 +6,7 @@ corpus never uses (``retrieval.fuzzy``), and the speakers it names. A ``Candidat
 prefers the named speakers' turns, hands a question turn's score on to the turn that
 answers it, lets neighbouring windows of one moment share evidence, and asks the
 abstention policy (``retrieval.abstain``) whether the best of them answers at all. Each
-chosen window becomes a quote centred on what matched (``retrieval.rank.moment_quote``).
+chosen window becomes a quote centred on what matched (``retrieval.rank.moment``).
 """
 
 from __future__ import annotations
@@ -393,8 +393,10 @@ class Searcher:
 
 
 def distinct(index: Index, order: np.ndarray, want: int, shown: int) -> list[int]:
-    """The first ``want`` windows of ``order`` (best first) that repeat no better one's words
-    (``retrieval.rank.repeats``: a chosen window's quote may run on to ``shown`` characters)."""
+    """The first ``want`` windows of ``order`` (best first) that repeat no better one's words.
+
+    A chosen window's quote may run on to ``shown`` characters; a window before it is fine,
+    since its own quote stops where the chosen one begins."""
     a = index.a
     rows = zip(order.tolist(), a["p_src"][order].tolist(), a["p_cstart"][order].tolist(),
                a["p_cend"][order].tolist(), strict=True)
