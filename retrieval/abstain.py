@@ -12,20 +12,30 @@ Two general signals, no per-question rules:
   ``PROBES``, everyday questions a talk rarely answers, give the corpus's null distribution
   (so the thresholds follow the model's and the corpus's own scale).
 
-Hybrid mode: something answers when the best cosine of any candidate, calibrated to the
-null as (cos - null) / (1 - null) with null the probes' median, clearly beats the typical
-unrelated question (``min_similarity``), or when the best moment holds most of the
-question's weight (``answer_coverage``): both signals must say "nothing" before the search
-comes back empty. The thresholds were set on the probes (negatives) and on tune questions
-written for each corpus (positives), so that nearly no answerable tune question goes
-unanswered. Lexical mode: a moment answers when it holds at least a tenth of the question's
-weight, and not when every word it matched is a stand-in while another question word matches
-nothing at all ("xyzzy plugh" is no question about plugs).
+- **topic gain** (hybrid mode): a question word the corpus never uses (whatever stands in for
+  it) and that is rare in general English (wordfreq's Zipf scale, about three uses per million
+  words: names and specialist terms) is likely the question's topic. The question is asked again
+  with that word swapped for each of ``SUBSTITUTES``, unrelated things; when the best moment is
+  no closer to the real question than to the median of those, it is not about that topic ("what did he
+  say about the hyperloop" answered by a passage as close to "... about the trombone").
+
+Hybrid mode: a question whose topic gain is not positive gets nothing. Otherwise something
+answers when the best cosine of any candidate, calibrated to the null as (cos - null) /
+(1 - null) with null the probes' median, clearly beats the typical unrelated question
+(``min_similarity``), or when the best moment holds most of the question's weight
+(``answer_coverage``): both signals must say "nothing" before the search comes back empty.
+The thresholds were set on the probes (negatives) and on tune questions written for each
+corpus (positives), so that nearly no answerable tune question goes unanswered.
+
+Lexical mode: a moment answers when it holds at least a tenth of the question's weight, and
+not when every word it matched is a stand-in while another question word matches nothing at
+all ("xyzzy plugh" is no question about plugs).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,6 +46,8 @@ from retrieval.rank import events
 from retrieval.text import CJK
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from retrieval.search import QueryPlan, Ranked
 
 
@@ -62,6 +74,11 @@ class AbstainParams:
     rule: str = "calibrated"
     min_similarity: float = 0.1
     answer_coverage: float = 0.5
+    # Topic gain: words rarer than this Zipf frequency (wordfreq) count as a question's topic,
+    # at most ``topic_words`` of them; the gain (calibrated cosine) must exceed ``topic_margin``.
+    rare_zipf: float = 3.5
+    topic_words: int = 2
+    topic_margin: float = 0.0
 
 
 # Questions about everyday topics that talks and interviews rarely cover, in many fields:
@@ -102,6 +119,24 @@ PROBES_ZH = (
     "室内植物应该浇多少水", "长城是什么时候建造的", "厨房水槽堵了怎么办", "鳄鱼和短吻鳄有什么区别", "桥牌怎么玩",
     "去滑雪度假应该带什么",
 )
+
+
+# Unrelated things a question could have named instead of its rare topic word (topic gain),
+# one from each of ten fields, so that no corpus suits two of them.
+SUBSTITUTES = ("saxophone", "alligator", "croquet", "origami", "lasagna", "tulip", "volcano", "umbrella",
+               "chandelier", "tuxedo")
+
+_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+
+
+def rare_words(words: tuple[str, ...] | list[str], max_zipf: float) -> list[str]:
+    """Those of ``words`` (Latin script) rarer in general English than ``max_zipf``; none
+    when the ``wordfreq`` package is not installed."""
+    try:
+        from wordfreq import zipf_frequency
+    except ImportError:
+        return []
+    return [w for w in dict.fromkeys(words) if _LATIN_WORD.fullmatch(w) and zipf_frequency(w.lower(), "en") < max_zipf]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +199,10 @@ def null_quantiles(best: np.ndarray, params: AbstainParams) -> dict[str, float]:
             "null": float(np.median(best))}
 
 
-def answers(index: Index, plan: QueryPlan, ranked: Ranked, doc: int, params: AbstainParams) -> bool:
-    """Whether window ``doc`` (the best candidate) answers the question."""
+def answers(index: Index, plan: QueryPlan, ranked: Ranked, doc: int, params: AbstainParams,
+            topic_gain: Callable[[], float | None] | None = None) -> bool:
+    """Whether window ``doc`` (the best candidate) answers the question; ``topic_gain``
+    measures the topic gain of ``doc`` when asked (hybrid mode)."""
     if not params.enabled:
         return True
     ev = evidence(index, plan, ranked, doc)
@@ -173,6 +210,9 @@ def answers(index: Index, plan: QueryPlan, ranked: Ranked, doc: int, params: Abs
         if plan.missing and all(plan.weights.get(t, 1.0) < 1.0 for t in plan.ids):
             return False  # the only evidence is a guessed respelling, and another word has no match at all
         return ev.coverage >= params.min_coverage
+    gain = topic_gain() if topic_gain is not None else None
+    if gain is not None and gain <= params.topic_margin:
+        return False
     cos = ev.best_cosine if params.best_cosine and ev.best_cosine is not None else ev.cosine
     if params.rule == "calibrated" and "null" in ranked.stats:
         null = ranked.stats["null"]

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from retrieval.abstain import PROBES, PROBES_ZH, AbstainParams, null_quantiles
+from retrieval.abstain import PROBES, PROBES_ZH, SUBSTITUTES, AbstainParams, null_quantiles, rare_words
 from retrieval.analyze import Analyzer
 from retrieval.index import Index
 from retrieval.library import Backfill, Extra
@@ -272,6 +272,14 @@ class SemanticIndex:
             best = np.where(best < -1.5, doc, best)
             doc = unit_share * best + (1.0 - unit_share) * doc
         return doc if self.has is None else np.where(self.has, doc, np.float32(NO_VECTOR))
+
+    def window_scores(self, qs: np.ndarray, doc: int, unit_share: float) -> np.ndarray:
+        """``passage_scores`` of passage ``doc`` alone, for each row of ``qs`` (queries x dim)."""
+        whole = qs @ self.doc_vecs[doc]
+        units = self.units.pair_unit[self.units.pair_doc == doc]
+        if unit_share <= 0 or not len(units):
+            return whole
+        return unit_share * (qs @ self.unit_vecs[units].T).max(axis=1) + (1.0 - unit_share) * whole
 
     def covers(self, docs: range | np.ndarray) -> bool:
         """Whether all of ``docs`` (passage numbers) have vectors."""
@@ -593,6 +601,26 @@ class HybridRanker:
             fused = np.where(np.isnan(rr), (1.0 - p.rerank_weight) * fused + p.rerank_weight * np.nanmin(rr),
                              (1.0 - p.rerank_weight) * fused + p.rerank_weight * np.nan_to_num(rr))
         return Ranked(cand, fused, cos, stats, rr)
+
+    def topic_gain(self, index: Index, plan: QueryPlan, doc: int) -> float | None:
+        """Calibrated cosine of window ``doc`` to the question, less the median it gets with one of
+        the question's rare unknown words swapped for an unrelated thing
+        (``retrieval.abstain.SUBSTITUTES``; the median, so that a substitute or two that happen to
+        suit the window do not decide); the smallest over those words, None when there are none."""
+        text = without_speakers(plan.semantic_text, tuple(index.meta["speaker_names"]))
+        words = [w for w in rare_words(plan.unknown, self.abstain.rare_zipf)
+                 if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text)][: self.abstain.topic_words]
+        semantic = self.semantic_for(index)
+        if not words or not semantic.covers(np.asarray([doc])):
+            return None
+        with self._blas_limit():
+            real = float(semantic.window_scores(self.embedder.embed_queries([text]), doc, self.params.unit_share)[0])
+            gains = []
+            for w in words:
+                swapped = [re.sub(rf"(?<!\w){re.escape(w)}(?!\w)", sub, text) for sub in SUBSTITUTES]
+                other = semantic.window_scores(self.embedder.embed_queries(swapped), doc, self.params.unit_share)
+                gains.append(real - float(np.median(other)))
+        return min(gains) / max(1e-6, 1.0 - self.null_for(index)["null"])
 
     def _rerank(self, index: Index, query: str, cand: np.ndarray, fused: np.ndarray) -> np.ndarray | None:
         """Re-ranker scores of the best ``rerank_depth`` candidates (NaN for the rest); None without one."""

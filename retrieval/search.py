@@ -57,6 +57,7 @@ class QueryPlan:
     variants: tuple[Variant, ...]
     speakers: frozenset[int]  # index speaker numbers the question names
     names: tuple[str, ...]  # the words that named them
+    unknown: tuple[str, ...] = ()  # the question's own spelling of each word the index lacks (stand-ins or not)
 
     @property
     def semantic_text(self) -> str:
@@ -90,6 +91,11 @@ class CandidateRanker(Protocol):
     def describe(self) -> str: ...
 
     def rank(self, index: Index, plan: QueryPlan, depth: int) -> Ranked: ...
+
+    def topic_gain(self, index: Index, plan: QueryPlan, doc: int) -> float | None:
+        """How much closer window ``doc`` is to the question than to the same question about
+        unrelated things in place of its rare unknown words (``retrieval.abstain``); None when
+        not measured."""
 
     def forget(self) -> None:
         """Drop what was computed for earlier indexes (called when a new one is swapped in)."""
@@ -164,6 +170,10 @@ class LexicalRanker:
 
     def forget(self) -> None:
         """Nothing is kept per index."""
+
+    def topic_gain(self, index: Index, plan: QueryPlan, doc: int) -> float | None:
+        """Not measured without embeddings."""
+        return None
 
     def rank(self, index: Index, plan: QueryPlan, depth: int) -> Ranked:
         if not plan.ids:
@@ -240,7 +250,9 @@ class Searcher:
         named: set[int] = set()
         name_words: list[str] = []
         name_terms: set[str] = set()
+        spelled: dict[str, str] = {}
         for tok in analyzer.tokens(query):
+            spelled.setdefault(tok.term, query[tok.start : tok.end])
             ids = names.get(tok.term)
             if ids and not analyzer.is_stopword(tok.term):
                 named |= ids
@@ -267,8 +279,9 @@ class Searcher:
         for t in terms:  # a word typed as is outweighs the same term as a stand-in
             if t in index.vocab:
                 weights.pop(index.vocab[t], None)
+        unknown = (spelled.get(t, t) for t in terms if t not in index.vocab)
         return QueryPlan(query, known, ids, weights, tuple(dict.fromkeys(missing)), tuple(variants),
-                         frozenset(named), tuple(dict.fromkeys(name_words)))
+                         frozenset(named), tuple(dict.fromkeys(name_words)), tuple(dict.fromkeys(unknown)))
 
     def _lookups(self, index: Index) -> tuple[FuzzyVocabulary, dict[str, frozenset[int]]]:
         cached = self._per_index
@@ -297,7 +310,8 @@ class Searcher:
             return []
         cand, final = self._moments(index, plan, ranked)
         order = cand[np.argsort(-final, kind="stable")]
-        if abstain and not answers(index, plan, ranked, int(order[0]), self.abstain):
+        if abstain and not answers(index, plan, ranked, int(order[0]), self.abstain,
+                                   lambda: self.ranker.topic_gain(index, plan, int(order[0]))):
             return []
         fin = dict(zip(cand.tolist(), final.tolist(), strict=True))
         chosen = distinct(index, order, want, self.rank.show_chars)

@@ -355,27 +355,46 @@ class Embedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         """Unit vector of one query (float32, shape dim); cached by text."""
+        return self._asking_for([text])[0]
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors of several queries (n x dim), the uncached ones in one model call; each
+        cached by text. Queries go before the next run of ``embed_documents``."""
+        vecs = self._asking_for(list(texts))
+        return np.stack(vecs) if vecs else np.zeros((0, self.dim), np.float32)
+
+    def _asking_for(self, texts: list[str]) -> list[np.ndarray]:
         with self._asked:
             self._asking += 1
         try:
-            return self._query(text)
+            return self._queries(texts)
         finally:
             with self._asked:
                 self._asking -= 1
                 self._asked.notify_all()
 
-    def _query(self, text: str) -> np.ndarray:
+    def _queries(self, texts: list[str]) -> list[np.ndarray]:
+        out: list[np.ndarray | None] = [None] * len(texts)
         with self._asked:  # a cached query never waits for the model
-            hit = self._cache.get(text)
-            if hit is not None:
-                self._cache.move_to_end(text)
-                return hit
-        with self._lock:
-            vec = np.asarray(self._backend.encode([text], 1, query=True)[0], dtype=np.float32)
-        vec.setflags(write=False)
-        if self._cache_size > 0:
-            with self._asked:
-                self._cache[text] = vec
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        return vec
+            for i, text in enumerate(texts):
+                hit = self._cache.get(text)
+                if hit is not None:
+                    self._cache.move_to_end(text)
+                    out[i] = hit
+        todo = list(dict.fromkeys(t for t, v in zip(texts, out, strict=True) if v is None))
+        if todo:
+            with self._lock:
+                vecs = np.asarray(self._backend.encode(todo, len(todo), query=True), dtype=np.float32)
+            fresh = {}
+            for text, vec in zip(todo, vecs, strict=True):
+                vec = vec.copy()
+                vec.setflags(write=False)
+                fresh[text] = vec
+            if self._cache_size > 0:
+                with self._asked:
+                    for text, vec in fresh.items():
+                        self._cache[text] = vec
+                        if len(self._cache) > self._cache_size:
+                            self._cache.popitem(last=False)
+            out = [fresh[t] if v is None else v for t, v in zip(texts, out, strict=True)]
+        return out  # type: ignore[return-value]

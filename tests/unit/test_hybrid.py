@@ -188,6 +188,36 @@ def test_off_topic_questions_find_nothing_rather_than_the_least_unlike_passage(t
     assert "glowing fish" in hybrid.search("which creatures inhabit the abyss", k=3)[0].text
 
 
+def test_a_question_about_a_rare_thing_no_passage_is_about_finds_nothing(topic_corpus, tmp_path, embedder):
+    hybrid = _hybrid(topic_corpus, tmp_path / "hyb", embedder)
+    # The frame matches a passage (the mars colony) but its topic word appears nowhere.
+    assert hybrid.search("is the mars colony powered by thorium reactors", k=3) == []
+    # Rare words the transcripts never use, in questions a passage does answer by meaning.
+    assert "protect my sleep" in hybrid.search("how many hours of slumber does he get", k=1)[0].text
+    assert "glowing fish" in hybrid.search("which submersibles explored the seabed", k=1)[0].text
+    # The closest mentions are still there for a reply that says nothing answered.
+    assert "mars" in hybrid.closest("is the mars colony powered by thorium reactors", k=1)[0].text
+
+
+def test_rare_words_are_those_general_english_seldom_uses():
+    from retrieval.abstain import rare_words
+
+    assert rare_words(["hyperloop", "battery", "Thorium", "火星", "2024"], 3.5) == ["hyperloop", "Thorium"]
+
+
+def test_the_plan_keeps_the_questions_own_spelling_of_words_the_index_lacks(topic_corpus, tmp_path):
+    plan = _lexical(topic_corpus, tmp_path / "lex").plan("Did the Narwhals cook for his grandmother?")
+    assert plan.unknown == ("Narwhals",)
+
+
+def test_queries_embedded_together_match_queries_embedded_alone(embedder):
+    texts = ["how long does he sleep", "what did grandmother cook on sundays", "how long does he sleep"]
+    together = embedder.embed_queries(texts)
+    assert together.shape == (3, embedder.dim)
+    for text, vec in zip(texts, together, strict=True):
+        assert np.abs(vec - embedder.embed_query(text)).max() < 1e-5
+
+
 def test_speaker_names_are_left_out_of_the_embedded_question():
     from retrieval.hybrid import without_speakers
 
