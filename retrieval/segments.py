@@ -173,7 +173,11 @@ def _edges_inside_tokens(cs: np.ndarray, ce: np.ndarray, t_start: np.ndarray, t_
 # this process: a small build does not pay back starting workers and shipping results.
 PARALLEL_MIN_CHARS = 600_000
 
-MIN_CORES = 4
+# On two or three cores two workers pay only for large builds: at 100,000 synthetic passages
+# (about 25 M characters) they took 2.5 s against 5.5 s for one process on a quiet 2-core
+# machine, at 1,000,000 about 37 s against 47 s, but at 10,000 they were slower.
+FEW_CORES = 4
+FEW_CORES_MIN_CHARS = 6_000_000
 log = logging.getLogger(__name__)
 _worker: dict = {}
 
@@ -218,9 +222,13 @@ def worker_count(total_chars: int, sources: int) -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    # On two cores the workers cost about a fifth more CPU (shipping segments, cold caches) and
-    # measured no faster than one process; from four cores on they leave one for the parent.
-    return 0 if cores < MIN_CORES or sources < 2 or total_chars < PARALLEL_MIN_CHARS else min(cores - 1, sources)
+    # From four cores on the workers leave one for the parent; on fewer, two workers cost more
+    # CPU in all (shipping segments, cold caches) and win on wall time only for large builds.
+    if sources < 2 or total_chars < PARALLEL_MIN_CHARS or cores < 2:
+        return 0
+    if cores < FEW_CORES:
+        return min(2, sources) if total_chars >= FEW_CORES_MIN_CHARS else 0
+    return min(cores - 1, sources)
 
 
 def analyse_many(jobs: list, analyzer: Analyzer, table: TermTable, workers: int) -> Iterator[SourceSegment | str]:
