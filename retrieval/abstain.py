@@ -1,6 +1,6 @@
 """Whether the best candidate answers the question at all, or the search should come back empty.
 
-Two general signals, no per-question rules:
+Three general signals, no per-question rules:
 
 - **coverage**: the share of the question's content weight (idf of each content word) that
   the best moment (its window and the windows beside it) contains. A word the corpus never
@@ -17,7 +17,7 @@ Two general signals, no per-question rules:
   words: names and specialist terms) is likely the question's topic. The question is asked again
   with that word swapped for each of ``SUBSTITUTES``, unrelated things; when the best moment is
   no closer to the real question than to the median of those, it is not about that topic ("what did he
-  say about the hyperloop" answered by a passage as close to "... about the trombone").
+  say about the hyperloop" answered by a passage as close to "... about the saxophone").
 
 Hybrid mode: a question whose topic gain is not positive gets nothing. Otherwise something
 answers when the best cosine of any candidate, calibrated to the null as (cos - null) /
