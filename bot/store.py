@@ -9,6 +9,8 @@ one PostgreSQL database safely.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -591,6 +593,23 @@ class SqlMemo:
 # --- opening and migrating -------------------------------------------------------------------
 
 
+def _wal(cur: Any, patience: float = 10.0) -> None:
+    """Switch the database to WAL. Switching needs a moment alone with the file, and SQLite answers
+    "database is locked" at once, without its busy timeout, while another connection holds it
+    (instances starting together), so it is retried for up to ``patience`` seconds."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode")
+            if str(cur.fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_setup(engine: AsyncEngine, in_memory: bool) -> None:
     """WAL, foreign keys and a busy timeout on every connection; transactions begun by SQLAlchemy, not the driver
     (so DDL is transactional too), and ``BEGIN IMMEDIATE`` for connections that ask for it (start-up)."""
@@ -601,7 +620,7 @@ def _sqlite_setup(engine: AsyncEngine, in_memory: bool) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=10000")
         if not in_memory:
-            cur.execute("PRAGMA journal_mode=WAL")
+            _wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 

@@ -81,7 +81,7 @@ async def test_sqlite_runs_with_wal_foreign_keys_and_a_busy_timeout(tmp_path: Pa
 
 
 async def test_concurrent_start_ups_against_one_database_all_succeed(db_url: str) -> None:
-    stores = await asyncio.gather(*(open_store(db_url) for _ in range(4)))
+    stores = await asyncio.gather(*(open_store(db_url) for _ in range(8)))
     try:
         ids = {await _subscribe(s) for s in stores}
         assert len(ids) == 1
