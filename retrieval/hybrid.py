@@ -608,19 +608,17 @@ class HybridRanker:
         (``retrieval.abstain.SUBSTITUTES``; the median, so that a substitute or two that happen to
         suit the window do not decide); the smallest over those words, None when there are none."""
         text = without_speakers(plan.semantic_text, tuple(index.meta["speaker_names"]))
-        words = [w for w in rare_words(plan.unknown, self.abstain.rare_zipf)
-                 if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text)][: self.abstain.topic_words]
+        words = (re.compile(rf"(?<!\w){re.escape(w)}(?!\w)") for w in rare_words(plan.unknown, self.abstain.rare_zipf))
+        found = [pat for pat in words if pat.search(text)][: self.abstain.topic_words]
         semantic = self.semantic_for(index)
-        if not words or not semantic.covers(np.asarray([doc])):
+        if not found or not semantic.covers(np.asarray([doc])):
             return None
+        asked = [text] + [pat.sub(sub, text) for pat in found for sub in SUBSTITUTES]
         with self._blas_limit():
-            real = float(semantic.window_scores(self.embedder.embed_queries([text]), doc, self.params.unit_share)[0])
-            gains = []
-            for w in words:
-                swapped = [re.sub(rf"(?<!\w){re.escape(w)}(?!\w)", sub, text) for sub in SUBSTITUTES]
-                other = semantic.window_scores(self.embedder.embed_queries(swapped), doc, self.params.unit_share)
-                gains.append(real - float(np.median(other)))
-        return min(gains) / max(1e-6, 1.0 - self.null_for(index)["null"])
+            scores = semantic.window_scores(self.embedder.embed_queries(asked), doc, self.params.unit_share)
+        swapped = scores[1:].reshape(len(found), len(SUBSTITUTES))
+        gain = float(scores[0] - np.median(swapped, axis=1).max())
+        return gain / max(1e-6, 1.0 - self.null_for(index)["null"])
 
     def _rerank(self, index: Index, query: str, cand: np.ndarray, fused: np.ndarray) -> np.ndarray | None:
         """Re-ranker scores of the best ``rerank_depth`` candidates (NaN for the rest); None without one."""
