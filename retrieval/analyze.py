@@ -9,6 +9,7 @@ is what highlighting uses. A glossary adds canonical terms where an ASR alias oc
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -109,16 +110,19 @@ class TermTable:
 
     def __init__(self, vocab: dict[str, int] | None = None) -> None:
         self.vocab: dict[str, int] = dict(vocab or {})
+        self.terms: list[str] = sorted(self.vocab, key=self.vocab.__getitem__)  # by id
         self.stop: list[bool] = [False] * len(self.vocab)
         for term, i in self.vocab.items():
             self.stop[i] = term in STOP_TERMS
         self.surface_id = _SurfaceIds(self)
         self.gram_id = _GramIds(self)
+        self.gram_key: dict[int, int] = {}  # a CJK gram's code-point key (``_gram_ids``) -> term id
 
     def term_id(self, term: str) -> int:
         i = self.vocab.get(term)
         if i is None:
             i = self.vocab[term] = len(self.vocab)
+            self.terms.append(term)
             self.stop.append(term in STOP_TERMS)
         return i
 
@@ -180,11 +184,14 @@ def _gram_ids(runs: list[str], n_per: np.ndarray, local: np.ndarray, table: Term
     # (code of the second character + 1, or 0 for a one-character gram) below the first's code
     key = (codes[first] << 22) | np.where(pair, codes[np.minimum(first + 1, len(codes) - 1)] + 1, 0)
     uniq, seen, inverse = np.unique(key, return_index=True, return_inverse=True)
-    ids = np.empty(len(uniq), np.int64)
+    keys = uniq.tolist()
+    known = table.gram_key  # grams met in earlier texts, by key: most grams of a corpus recur
+    ids = np.fromiter(map(known.get, keys, itertools.repeat(-1)), np.int64, len(keys))
     low = (1 << 22) - 1
-    for u in np.argsort(seen, kind="stable").tolist():
-        k = int(uniq[u])
-        ids[u] = table.gram_id[chr(k >> 22) + (chr((k & low) - 1) if k & low else "")]
+    new = np.flatnonzero(ids < 0)
+    for u in new[np.argsort(seen[new], kind="stable")].tolist():
+        k = keys[u]
+        ids[u] = known[k] = table.gram_id[chr(k >> 22) + (chr((k & low) - 1) if k & low else "")]
     return ids[inverse.reshape(-1)]
 
 

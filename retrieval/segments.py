@@ -185,12 +185,13 @@ _worker: dict = {}
 def _start_worker(analyzer: Analyzer) -> None:
     _worker["analyzer"] = analyzer
     _worker["table"] = TermTable()
-    _worker["terms"] = []
+    _worker["sent"] = 0  # terms of the worker's table already shipped to the parent
 
 
-def _analyse_in_worker(job) -> tuple[SourceSegment, list[str]] | str:
+def _analyse_in_worker(job) -> tuple[SourceSegment, int, int, list[str]] | str:
     """One job in a worker: a Transcript, or a loader call that makes one (its TranscriptError
-    comes back as its message). Term ids are the worker's own; the used terms come along."""
+    comes back as its message). Term ids are the worker's own; the terms it numbered since its
+    last job come along, with the worker's pid and the id of the first of them."""
     load, args, key, name = job
     try:
         t = load(*args) if load is not None else args
@@ -198,21 +199,36 @@ def _analyse_in_worker(job) -> tuple[SourceSegment, list[str]] | str:
         return str(e)
     table: TermTable = _worker["table"]
     seg = analyse_source(t, _worker["analyzer"], table, key, name)
-    terms: list[str] = _worker["terms"]
-    if len(terms) < len(table.vocab):
-        terms.extend(list(table.vocab)[len(terms):])
-    used = np.unique(seg.post_term)
-    return seg, [terms[i] for i in used.tolist()]
+    first = _worker["sent"]
+    _worker["sent"] = len(table.terms)
+    return seg, os.getpid(), first, table.terms[first:]
 
 
-def _into_table(seg: SourceSegment, terms: list[str], table: TermTable) -> SourceSegment:
-    """A worker's segment with its term ids replaced by ``table``'s (postings stay grouped by term)."""
-    used = np.unique(seg.post_term)
-    lut = np.full(int(used[-1]) + 1 if len(used) else 1, -1, np.int64)
-    lut[used] = [table.term_id(t) for t in terms]
-    ids = seg.tok_ids
-    seg.tok_ids = np.where(ids >= 0, lut[np.maximum(ids, 0)], -1).astype(np.int32)
-    seg.post_term = lut[seg.post_term].astype(np.int32)
+class _WorkerIds:
+    """One worker's term ids mapped to the parent table's, grown as its new terms arrive."""
+
+    def __init__(self) -> None:
+        self.lut = np.full(1024, -1, np.int32)
+        self.size = 0
+
+    def add(self, first: int, terms: list[str], table: TermTable) -> np.ndarray:
+        """The map so far, one longer: id -1 (a stopword) indexes its last entry, which is -1."""
+        if first != self.size:  # a worker's results are consumed in the order it made them
+            raise RuntimeError(f"worker terms out of order: {first} after {self.size}")
+        end = first + len(terms)
+        if end + 1 > len(self.lut):
+            grown = np.full(max(end + 1, 2 * len(self.lut)), -1, np.int32)
+            grown[:first] = self.lut[:first]
+            self.lut = grown
+        self.lut[first:end] = [table.term_id(t) for t in terms]
+        self.size = end
+        return self.lut[: end + 1]
+
+
+def _into_table(seg: SourceSegment, lut: np.ndarray) -> SourceSegment:
+    """A worker's segment with its term ids replaced through ``lut`` (postings stay grouped by term)."""
+    seg.tok_ids = lut[seg.tok_ids]
+    seg.post_term = lut[seg.post_term]
     return seg
 
 
@@ -242,12 +258,17 @@ def analyse_many(jobs: list, analyzer: Analyzer, table: TermTable, workers: int)
     if method not in mp.get_all_start_methods():
         method = "spawn"
     done = 0
+    workers_ids: dict[int, _WorkerIds] = {}
     try:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_start_worker,
                                  initargs=(analyzer,)) as pool:
             for out in pool.map(_analyse_in_worker, jobs, chunksize=1):
                 done += 1
-                yield out if isinstance(out, str) else _into_table(*out, table)
+                if isinstance(out, str):
+                    yield out
+                    continue
+                seg, pid, first, terms = out
+                yield _into_table(seg, workers_ids.setdefault(pid, _WorkerIds()).add(first, terms, table))
     except BrokenProcessPool:
         log.warning("index build: worker processes failed; analysing the remaining %d sources here",
                     len(jobs) - done)

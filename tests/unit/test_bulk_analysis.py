@@ -1,6 +1,7 @@
 """Bulk analysis gives exactly the per-passage analysis: same terms, spans and order."""
 
 import numpy as np
+import pytest
 
 from retrieval.analyze import Analyzer, TermTable
 from retrieval.index import build
@@ -95,3 +96,27 @@ def test_sources_analysed_in_worker_processes_equal_those_analysed_here(tmp_path
         assert np.array_equal(seg.tok_cs, ref.tok_cs) and np.array_equal(seg.doc_len, ref.doc_len)
         ours = sorted(zip(inv_there(seg.post_term), seg.post_doc.tolist(), seg.post_tf.tolist(), strict=True))
         assert ours == sorted(zip(inv_here(ref.post_term), ref.post_doc.tolist(), ref.post_tf.tolist(), strict=True))
+
+
+def test_a_build_in_two_workers_with_many_sources_each_equals_one_made_here():
+    """Each worker numbers terms its own way and ships only those new since its last source;
+    CJK bigrams met in earlier sources are found again by key: every passage must still store
+    the terms a build in this process gives it."""
+    from retrieval.corpus import Corpus
+
+    words = "rocket methane oxygen paradox foamy engine booster orbit lunar relay".split()
+    transcripts = []
+    for n in range(14):
+        latin = " ".join(f"{words[(n + k) % len(words)]} word{n}x{k} state-of-the-art-{n % 3}" for k in range(40))
+        cjk = "火箭发动机燃烧甲烷" * 3 + "新词" + chr(0x4E00 + n) + chr(0x4E80 + n) + "和液氧"
+        transcripts.append(Transcript(f"s{n}", f"s{n}.txt", [Utterance(latin), Utterance(cjk + " " + latin)]))
+    corpus = Corpus(transcripts, {"fermi": ("foamy paradox",)}, "fp")
+    a = Analyzer(corpus.glossary)
+    here, there = build(corpus, a, workers=0), build(corpus, a, workers=2)
+    inv_here = {i: t for t, i in here.vocab.items()}
+    inv_there = {i: t for t, i in there.vocab.items()}
+    assert there.size == here.size > 14
+    for d in range(here.size):
+        assert _stored(there, d, inv_there) == _stored(here, d, inv_here), d
+    assert {t: float(there.a["idf"][i]) for t, i in there.vocab.items()} == pytest.approx(
+        {t: float(here.a["idf"][i]) for t, i in here.vocab.items()})
