@@ -110,9 +110,10 @@ class TermTable:
 
     def __init__(self, vocab: dict[str, int] | None = None) -> None:
         self.vocab: dict[str, int] = dict(vocab or {})
-        self.terms: list[str] = sorted(self.vocab, key=self.vocab.__getitem__)  # by id
+        self.terms: list[str] = [""] * len(self.vocab)  # by id
         self.stop: list[bool] = [False] * len(self.vocab)
         for term, i in self.vocab.items():
+            self.terms[i] = term
             self.stop[i] = term in STOP_TERMS
         self.surface_id = _SurfaceIds(self)
         self.gram_id = _GramIds(self)
