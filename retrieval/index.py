@@ -87,16 +87,6 @@ def _too_wide(name: str, dtype: type, arr: np.ndarray) -> bool:
     return int(arr.min()) < info.min or int(arr.max()) > info.max
 
 
-def token_steps(tok_ptr: np.ndarray, tok_cs: np.ndarray) -> np.ndarray:
-    """``tok_step`` of tokens starting at ``tok_cs`` in their passages (``tok_ptr``: each passage's first token)."""
-    cs = np.asarray(tok_cs, np.int64)
-    step = np.diff(cs, prepend=0)
-    firsts = np.asarray(tok_ptr[:-1], np.int64) - int(tok_ptr[0])
-    firsts = firsts[firsts < len(cs)]
-    step[firsts] = cs[firsts]
-    return step
-
-
 @dataclass(frozen=True, slots=True)
 class BM25Params:
     """``idf="lucene"`` is log(1 + (N - n + .5)/(n + .5)), never negative; ``"robertson"``
@@ -562,8 +552,8 @@ class _Appender:
         sink.add("p_bstart", seg.bstart + self.n_src_text)
         sink.add("p_bend", seg.bend + self.n_src_text)
         sink.add("tok_ids", seg.tok_ids)
-        sink.add("tok_step", token_steps(seg.tok_ptr, seg.tok_cs))
-        sink.add("tok_len", np.asarray(seg.tok_ce, np.int64) - seg.tok_cs)
+        sink.add("tok_step", seg.tok_step)
+        sink.add("tok_len", seg.tok_len)
         src_bytes = seg.text.encode("utf-8")
         quote_bytes = seg.quote_json
         sink.add("src_text", src_bytes)
@@ -666,8 +656,7 @@ def write_delta(sink: Sink, live: Index, drop: Iterable[int], fresh: Iterable[So
         len_sum -= int(np.asarray(a["doc_len"][d0:d1]).sum(dtype=np.int64))
     segs = list(fresh)
     for seg in segs:
-        if any(sink.widened(k, v) for k, v in (("tok_step", token_steps(seg.tok_ptr, seg.tok_cs)),
-                                               ("tok_len", np.asarray(seg.tok_ce, np.int64) - seg.tok_cs))):
+        if sink.widened("tok_step", seg.tok_step) or sink.widened("tok_len", seg.tok_len):
             raise NeedsFullBuild("token offsets too far apart for their stored width")
         if sink.widened("tok_ids", seg.tok_ids):
             raise NeedsFullBuild("a vocabulary too large for the stored term ids")

@@ -48,8 +48,8 @@ class SourceSegment:
     doc_len: np.ndarray  # non-stopword tokens per passage
     tok_ptr: np.ndarray  # local: tok_ptr[0] == 0
     tok_ids: np.ndarray  # -1 for stopwords
-    tok_cs: np.ndarray  # token spans inside their passage
-    tok_ce: np.ndarray
+    tok_step: np.ndarray  # a token's start less the previous token's (its passage's first: its start in the passage)
+    tok_len: np.ndarray  # its length in characters
     bstart: np.ndarray  # each passage's span in ``text`` encoded as UTF-8 (byte offsets)
     bend: np.ndarray
     post_term: np.ndarray  # postings of this source: term, local passage, tf; by term then passage
@@ -135,11 +135,22 @@ def analyse_source(t: Transcript, analyzer: Analyzer, table: TermTable, key: str
         cstart=cs, cend=ce,
         start=np.fromiter((math.nan if x is None else x for x in seg.start), np.float64, n),
         pos=np.asarray(seg.position, np.float32).reshape(n),
-        doc_len=doc_len, tok_ptr=tok_ptr, tok_ids=tok_ids, tok_cs=p_cs, tok_ce=p_ce,
+        doc_len=doc_len, tok_ptr=tok_ptr, tok_ids=tok_ids,
+        tok_step=token_steps(tok_ptr, p_cs).astype(np.int32), tok_len=(p_ce - p_cs).astype(np.int32),
         bstart=byte_at[cs], bend=byte_at[ce],
         post_term=(uniq // max(1, n)).astype(np.int32), post_doc=(uniq % max(1, n)).astype(np.int32),
         post_tf=tf.astype(np.uint16),
     )
+
+
+def token_steps(tok_ptr: np.ndarray, tok_cs: np.ndarray) -> np.ndarray:
+    """``tok_step`` of tokens starting at ``tok_cs`` in their passages (``tok_ptr``: each passage's first token)."""
+    cs = np.asarray(tok_cs, np.int64)
+    step = np.diff(cs, prepend=0)
+    firsts = np.asarray(tok_ptr[:-1], np.int64) - int(tok_ptr[0])
+    firsts = firsts[firsts < len(cs)]
+    step[firsts] = cs[firsts]
+    return step
 
 
 def _byte_offsets(text: str) -> np.ndarray:
@@ -173,13 +184,18 @@ def _edges_inside_tokens(cs: np.ndarray, ce: np.ndarray, t_start: np.ndarray, t_
 # this process: a small build does not pay back starting workers and shipping results.
 PARALLEL_MIN_CHARS = 600_000
 
-# On two or three cores two workers pay only for large builds: at 100,000 synthetic passages
-# (about 25 M characters) they took 2.5 s against 5.5 s for one process on a quiet 2-core
-# machine, at 1,000,000 about 37 s against 47 s, but at 10,000 they were slower.
+# On two or three cores, two forked workers (which find their jobs in inherited memory) paid
+# from about 3,000 synthetic passages on a quiet 2-core machine: 0.15 s against 0.19 s for one
+# process at 3,000, 0.33 s against 0.50 s at 10,000, 27 s against 46 s at 1,000,000, for about
+# a fifth more CPU. Workers started by a fork server (the process runs threads: a bot
+# rebuilding while it answers) cost a start-up and the jobs' pickling, and pay only for large builds.
 FEW_CORES = 4
-FEW_CORES_MIN_CHARS = 6_000_000
+FEW_CORES_MIN_CHARS = 6_000_000  # with a fork server
 log = logging.getLogger(__name__)
 _worker: dict = {}
+# The jobs of the pool being started with fork: its workers find them in the memory they
+# inherit and are sent only their numbers (a Transcript in memory pickles at about 10 MB/s).
+_forked_jobs: list = []
 
 
 def _start_worker(analyzer: Analyzer) -> None:
@@ -192,7 +208,7 @@ def _analyse_in_worker(job) -> tuple[SourceSegment, int, int, list[str]] | str:
     """One job in a worker: a Transcript, or a loader call that makes one (its TranscriptError
     comes back as its message). Term ids are the worker's own; the terms it numbered since its
     last job come along, with the worker's pid and the id of the first of them."""
-    load, args, key, name = job
+    load, args, key, name = _forked_jobs[job] if isinstance(job, int) else job
     try:
         t = load(*args) if load is not None else args
     except ValueError as e:  # TranscriptError is a ValueError
@@ -239,11 +255,12 @@ def worker_count(total_chars: int, sources: int) -> int:
     except AttributeError:
         cores = os.cpu_count() or 1
     # From four cores on the workers leave one for the parent; on fewer, two workers cost more
-    # CPU in all (shipping segments, cold caches) and win on wall time only for large builds.
+    # CPU in all (shipping segments, cold caches) but save wall time (see FEW_CORES_MIN_CHARS).
     if sources < 2 or total_chars < PARALLEL_MIN_CHARS or cores < 2:
         return 0
     if cores < FEW_CORES:
-        return min(2, sources) if total_chars >= FEW_CORES_MIN_CHARS else 0
+        forked = threading.active_count() == 1  # as analyse_many decides
+        return min(2, sources) if forked or total_chars >= FEW_CORES_MIN_CHARS else 0
     return min(cores - 1, sources)
 
 
@@ -251,18 +268,22 @@ def analyse_many(jobs: list, analyzer: Analyzer, table: TermTable, workers: int)
     """Segments of ``jobs`` ((loader or None, args or Transcript, key, name) each), in order,
     analysed in ``workers`` processes; a job whose loader raised gives its message instead.
 
-    Workers are forked when this process runs one thread (cheap, nothing re-imported), else
-    started by a fork server. Should the pool break, the remaining jobs are analysed here.
+    Workers are forked when this process runs one thread (cheap, nothing re-imported; they read
+    the jobs from the memory they inherit, so only job numbers are sent), else started by a
+    fork server. Should the pool break, the remaining jobs are analysed here.
     """
     method = "fork" if threading.active_count() == 1 else "forkserver"
     if method not in mp.get_all_start_methods():
         method = "spawn"
     done = 0
     workers_ids: dict[int, _WorkerIds] = {}
+    if method == "fork":
+        _forked_jobs[:] = jobs
     try:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_start_worker,
                                  initargs=(analyzer,)) as pool:
-            for out in pool.map(_analyse_in_worker, jobs, chunksize=1):
+            sent = range(len(jobs)) if method == "fork" else jobs
+            for out in pool.map(_analyse_in_worker, sent, chunksize=1):
                 done += 1
                 if isinstance(out, str):
                     yield out
@@ -272,6 +293,8 @@ def analyse_many(jobs: list, analyzer: Analyzer, table: TermTable, workers: int)
     except BrokenProcessPool:
         log.warning("index build: worker processes failed; analysing the remaining %d sources here",
                     len(jobs) - done)
+    finally:
+        _forked_jobs.clear()
     for load, args, key, name in jobs[done:]:
         try:
             t = load(*args) if load is not None else args
