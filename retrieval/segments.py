@@ -248,6 +248,13 @@ def _into_table(seg: SourceSegment, lut: np.ndarray) -> SourceSegment:
     return seg
 
 
+def _start_method() -> str:
+    """How workers start: forked while this process runs one thread (forking a threaded
+    process can copy a held lock), else from a fork server, else spawned."""
+    method = "fork" if threading.active_count() == 1 else "forkserver"
+    return method if method in mp.get_all_start_methods() else "spawn"
+
+
 def worker_count(total_chars: int, sources: int) -> int:
     """Worker processes worth starting for a build of this size (0: analyse here)."""
     try:
@@ -259,8 +266,7 @@ def worker_count(total_chars: int, sources: int) -> int:
     if sources < 2 or total_chars < PARALLEL_MIN_CHARS or cores < 2:
         return 0
     if cores < FEW_CORES:
-        forked = threading.active_count() == 1  # as analyse_many decides
-        return min(2, sources) if forked or total_chars >= FEW_CORES_MIN_CHARS else 0
+        return min(2, sources) if _start_method() == "fork" or total_chars >= FEW_CORES_MIN_CHARS else 0
     return min(cores - 1, sources)
 
 
@@ -272,9 +278,7 @@ def analyse_many(jobs: list, analyzer: Analyzer, table: TermTable, workers: int)
     the jobs from the memory they inherit, so only job numbers are sent), else started by a
     fork server. Should the pool break, the remaining jobs are analysed here.
     """
-    method = "fork" if threading.active_count() == 1 else "forkserver"
-    if method not in mp.get_all_start_methods():
-        method = "spawn"
+    method = _start_method()
     done = 0
     workers_ids: dict[int, _WorkerIds] = {}
     if method == "fork":
