@@ -25,6 +25,7 @@ from retrieval.semantic import (
     SemanticUnavailable,
     onnx_installed,
     resolve_model,
+    unit_rows,
 )
 
 # Tokens that carry no content of their own: punctuation and WordPiece specials.
@@ -65,7 +66,7 @@ class MaxSimReranker:
             fresh = self._bert.tokens([texts[i] for i in todo])
             with self._lock:
                 for i, tok in zip(todo, fresh, strict=True):
-                    vec = _unit(tok[1:-1] if len(tok) > 2 else tok)
+                    vec = unit_rows(tok[1:-1] if len(tok) > 2 else tok)
                     out[i] = vec
                     if self._cache_size > 0:
                         self._cache[texts[i]] = vec
@@ -78,7 +79,7 @@ class MaxSimReranker:
         (tok,) = self._bert.tokens([query])
         words = self._bert.id_to_token(ids)
         keep = [i for i, w in enumerate(words) if not _NO_CONTENT.match(w)]
-        return _unit(tok[keep] if keep else tok)
+        return unit_rows(tok[keep] if keep else tok)
 
     def score(self, query: str, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -88,10 +89,6 @@ class MaxSimReranker:
         q = self._query_tokens(query)
         docs = self._unit_tokens(list(texts))
         return np.asarray([float((q @ d.T).max(axis=1).mean()) if len(d) else 0.0 for d in docs], np.float32)
-
-
-def _unit(m: np.ndarray) -> np.ndarray:
-    return (m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def load_reranker(name: str = DEFAULT_MODEL, embedder: Embedder | None = None,

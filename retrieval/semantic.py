@@ -67,6 +67,11 @@ CHUNK_TOKENS = 2048
 GROUP_TOKENS = 1 << 16  # tokens of texts whose windows are sorted by length together
 
 
+def unit_rows(m: np.ndarray) -> np.ndarray:
+    """``m`` with each row scaled to unit length (a zero row stays zero), float32."""
+    return (m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 class SemanticUnavailable(RuntimeError):
     """The semantic stage cannot run: the extra is not installed or the model did not load."""
 
@@ -265,9 +270,7 @@ class _OnnxBackend:
         return self._bert
 
     def encode(self, texts: list[str], batch_size: int, query: bool) -> np.ndarray:
-        vecs = self._bert.mean(texts, max_batch=max(1, batch_size), query=query)
-        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-        return (vecs / np.maximum(norms, 1e-12)).astype(np.float32)
+        return unit_rows(self._bert.mean(texts, max_batch=max(1, batch_size), query=query))
 
 
 def _max_seq_length(folder: Path) -> int:
@@ -411,8 +414,7 @@ class Embedder:
         return states
 
     def _pooled(self, plan: SpanPlan, states: list[np.ndarray]) -> np.ndarray:
-        vecs = plan.pool(states) if plan.windows else np.zeros((len(plan.lo), self.dim), np.float32)
-        return (vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return unit_rows(plan.pool(states) if plan.windows else np.zeros((len(plan.lo), self.dim), np.float32))
 
     def embed_query(self, text: str) -> np.ndarray:
         """Unit vector of one query (float32, shape dim); cached by text."""
