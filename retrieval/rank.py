@@ -227,37 +227,99 @@ def ends_question(index: Index, doc: int) -> bool:
     return tail.endswith(("?", "？"))
 
 
-def turn_end(index: Index, doc: int) -> int | None:
+def turn_end(index: Index, doc: int, interjection: int = 0) -> int | None:
     """Where the speaker of window ``doc`` stops talking: the start of the first later window
-    in the same source with another speaker (None when speakers are unknown or never change)."""
+    in the same source with another speaker (None when speakers are unknown or never change).
+
+    With ``interjection`` > 0, another speaker's window of at most that many tokens after
+    which ``doc``'s speaker goes on ("Yeah.", "Mm-hmm.") does not end the turn."""
     a = index.a
     hi = min(index.size, doc + 64)
     if hi <= doc + 1:
         return None
-    src, spk = a["p_src"][doc + 1 : hi], a["p_speaker"][doc + 1 : hi]
-    other = (src != src.dtype.type(a["p_src"][doc])) | (spk != spk.dtype.type(a["p_speaker"][doc]))
-    j = int(np.argmax(other))
-    if not other[j] or src[j] != a["p_src"][doc]:
-        return None
-    return int(a["p_cstart"][doc + 1 + j])
+    src, spk, ptr = a["p_src"][doc + 1 : hi], a["p_speaker"][doc + 1 : hi], a["tok_ptr"]
+    me_src, me_spk = src.dtype.type(a["p_src"][doc]), spk.dtype.type(a["p_speaker"][doc])
+    other = (src != me_src) | (spk != me_spk)
+    j = 0
+    while True:
+        found = np.flatnonzero(other[j:])
+        if not len(found):
+            return None
+        j += int(found[0])
+        if src[j] != me_src:
+            return None
+        w = doc + 1 + j
+        if not (interjection > 0 and me_spk >= 0 and j + 1 < len(src) and src[j + 1] == me_src
+                and spk[j + 1] == me_spk and int(ptr[w + 1]) - int(ptr[w]) <= interjection):
+            return int(a["p_cstart"][w])
+        j += 1
 
 
-def turn_start(index: Index, doc: int) -> int:
-    """Where the speaker of window ``doc`` started this turn (the earliest char a quote of it may show)."""
+def turn_start(index: Index, doc: int, interjection: int = 0) -> int:
+    """Where the speaker of window ``doc`` started this turn (the earliest char a quote of it
+    may show); a listener's short ``interjection`` does not start a new turn (see ``turn_end``)."""
     a = index.a
     lo = max(0, doc - 64)
-    src, spk = a["p_src"][lo:doc], a["p_speaker"][lo:doc]
-    other = np.flatnonzero((src != a["p_src"][doc]) | (spk != a["p_speaker"][doc]))
-    d = lo + int(other[-1]) + 1 if len(other) else lo
-    return int(a["p_cstart"][d])
+    src, spk, ptr = a["p_src"][lo:doc], a["p_speaker"][lo:doc], a["tok_ptr"]
+    me_src, me_spk = a["p_src"][doc], a["p_speaker"][doc]
+    other = np.flatnonzero((src != me_src) | (spk != me_spk))
+    while len(other):
+        j = int(other[-1])
+        w = lo + j
+        if not (interjection > 0 and me_spk >= 0 and j > 0 and src[j - 1] == me_src and spk[j - 1] == me_spk
+                and src[j] == me_src and int(ptr[w + 1]) - int(ptr[w]) <= interjection):
+            return int(a["p_cstart"][w + 1])
+        other = other[other < j - 1]
+    return int(a["p_cstart"][lo])
+
+
+def interjections(index: Index, doc: int, p: Passage,
+                  spans: tuple[tuple[int, int], ...]) -> tuple[Passage, tuple[tuple[int, int], ...]]:
+    """``p`` (a quote of window ``doc``) with each other speaker's words inside it marked as
+    theirs, "[Name: Yeah.]", so that a listener's interjection is not credited to ``doc``'s
+    speaker; the highlight ``spans`` move with the text."""
+    a = index.a
+    me_spk = int(a["p_speaker"][doc])
+    if me_spk < 0:
+        return p, spans
+    src = int(a["p_src"][doc])
+    lo = doc
+    while lo > 0 and int(a["p_src"][lo - 1]) == src and int(a["p_cend"][lo - 1]) > p.char_start:
+        lo -= 1
+    hi = doc + 1
+    while hi < index.size and int(a["p_src"][hi]) == src and int(a["p_cstart"][hi]) < p.char_end:
+        hi += 1
+    marks: list[tuple[int, int, str]] = []  # (start, end, speaker) in p.text
+    for w in range(lo, hi):
+        spk = int(a["p_speaker"][w])
+        if spk != me_spk:
+            s = max(0, int(a["p_cstart"][w]) - p.char_start)
+            e = min(len(p.text), int(a["p_cend"][w]) - p.char_start)
+            if s < e:
+                marks.append((s, e, index.speakers[spk] if spk >= 0 else "?"))
+    if not marks:
+        return p, spans
+    parts, at, inserted = [], 0, []  # inserted: (position in p.text, characters added there)
+    for s, e, who in marks:
+        head = f"[{who}: "
+        parts += [p.text[at:s], head, p.text[s:e], "]"]
+        inserted += [(s, len(head)), (e, 1)]
+        at = e
+    parts.append(p.text[at:])
+
+    def moved(x: int, after: bool) -> int:
+        return x + sum(n for pos, n in inserted if pos < x or (pos == x and after))
+
+    return replace(p, text="".join(parts)), tuple((moved(s, True), moved(e, False)) for s, e in spans)
 
 
 def extend(index: Index, p: Passage, limit: int, stop: int | None = None, doc: int | None = None,
-           span: SourceSpan | None = None) -> Passage:
+           span: SourceSpan | None = None, interjection: int = 0) -> Passage:
     """``p`` with the whole sentences that follow it appended, up to ``limit`` characters,
     never past ``stop`` (where another result begins) nor into the next speaker's turn
     (found from window ``doc``, ``p.pid`` by default). ``span``, when given, is the part of
-    the source's text to read (it must reach past ``p.char_start + limit`` or to the end)."""
+    the source's text to read (it must reach past ``p.char_start + limit`` or to the end).
+    A listener's ``interjection`` (see ``turn_end``) does not end the turn."""
     win = p.pid if doc is None else doc
     if span is None:
         span = index.text_near(win, p.char_start, p.char_start + limit + 1) if win >= 0 else None
@@ -267,7 +329,7 @@ def extend(index: Index, p: Passage, limit: int, stop: int | None = None, doc: i
                 return p
             span = SourceSpan(text, 0, len(text))
     text, off = span.text, span.start
-    turn = turn_end(index, win) if p.pid >= 0 else None
+    turn = turn_end(index, win, interjection) if p.pid >= 0 else None
     hi = min(span.length, p.char_start + limit, span.length if stop is None else stop,
              span.length if turn is None else turn)
     if hi <= p.char_end:
@@ -335,13 +397,20 @@ def moment(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: i
            floor: int = 0) -> tuple[Passage, tuple[tuple[int, int], ...]]:
     """The quote shown for window ``doc`` and its highlight spans: its sentences that match the
     query (``mask``) near the middle, starting at a sentence boundary, run on to whole sentences
-    and never past the speaker's turn or ``stop``.
+    and never past the speaker's turn or ``stop``. A listener's short interjection does not end
+    the turn; it shows as theirs (``interjections``).
 
     When the window's matches sit in its second half, the quote may start up to
     ``lead_chars`` earlier (within the same turn, and not before ``floor``, where an earlier
     result's quote ends) so that what leads up to them shows too; otherwise it starts with
     the window.
     """
+    quote, spans = _quote(index, doc, mask, params, stop, floor)
+    return interjections(index, doc, quote, spans)
+
+
+def _quote(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: int | None,
+           floor: int) -> tuple[Passage, tuple[tuple[int, int], ...]]:
     p = index.passage(doc)
     found = Matches(index, doc, mask)
     if params.show_chars <= len(p.text):
@@ -353,11 +422,11 @@ def moment(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: i
     if span is None:
         return p, spans
     first = spans[0][0] if spans else 0
-    shown = extend(index, p, params.show_chars, stop, doc, span)
+    shown = extend(index, p, params.show_chars, stop, doc, span, params.interjection)
     room = params.show_chars - len(shown.text)
     if room <= 0 or first < len(p.text) // 2 or params.lead_chars <= 0:
         return shown, (spans if shown is p else found.spans(shown))
-    lo = max(floor, turn_start(index, doc), p.char_start - min(room, params.lead_chars))
+    lo = max(floor, turn_start(index, doc, params.interjection), p.char_start - min(room, params.lead_chars))
     off = span.start
     start = sentence_start(span.text, lo - off, p.char_start - off) + off
     if start >= p.char_start:

@@ -97,3 +97,36 @@ def test_a_question_turn_hands_over_to_the_answer_and_quotes_keep_to_one_speaker
         # a quote is one speaker's words: it never runs on into the next turn
         turn = next(line for tag, line in INTERVIEW if h.text.split(". ")[0] in line)
         assert h.text in turn, h.text
+
+
+def _srt(cues: list[tuple[float, str]]) -> str:
+    def stamp(t: float) -> str:
+        return f"00:{int(t) // 60:02d}:{int(t) % 60:02d},000"
+
+    return "\n".join(f"{i}\n{stamp(t)} --> {stamp(t + 4)}\n{text}\n" for i, (t, text) in enumerate(cues, 1))
+
+
+def test_a_listeners_yeah_does_not_cut_the_quote_before_the_answer_and_shows_as_theirs(tmp_path):
+    folder = tmp_path / "pod"
+    folder.mkdir()
+    (folder / "ep1.srt").write_text(_srt([
+        (0, "Dan: Welcome back. Today our guest tells us how he started programming as a kid."),
+        (5, "Dan: So what got you into computers in the first place?"),
+        (10, "Zoe: I remember using the turtle language on the school computer to make the little turtle-"),
+        (15, "Dan: Yeah."),
+        (17, "Zoe: -draw back and forth. What really excited me was discovering loops, because a few lines "
+             "could draw a whole garden of flowers."),
+        (25, "Dan: That is a lovely story. Let us take a short break and come back to your first job."),
+        (35, "Zoe: Sure, the first job was at a bank, writing reports for the accounting team every single week."),
+    ]), encoding="utf-8")
+    s = open_searcher(folder, None, tmp_path / "ix")
+    hits = s.search("what excited zoe when she used the turtle language", k=3)
+    assert hits and hits[0].passage.speaker == "Zoe"
+    quote = hits[0].text
+    # the quote runs on past Dan's "Yeah." to the answer, and the "Yeah." is credited to Dan
+    assert "make the little turtle- [Dan: Yeah.] -draw back and forth." in quote
+    assert "discovering loops" in quote
+    # a real turn of Dan's still ends Zoe's quote
+    assert "lovely story" not in quote
+    shown = {quote[a:b].lower() for a, b in hits[0].highlights}
+    assert {"turtle", "excited"} <= shown  # highlights still sit on the words they mark
