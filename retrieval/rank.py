@@ -249,7 +249,7 @@ def turn_end(index: Index, doc: int, interjection: int = 0) -> int | None:
         if src[j] != me_src:
             return None
         w = doc + 1 + j
-        if not (interjection > 0 and me_spk >= 0 and j + 1 < len(src) and src[j + 1] == me_src
+        if not (interjection > 0 and me_spk >= 0 and spk[j] >= 0 and j + 1 < len(src) and src[j + 1] == me_src
                 and spk[j + 1] == me_spk and int(ptr[w + 1]) - int(ptr[w]) <= interjection):
             return int(a["p_cstart"][w])
         j += 1
@@ -266,7 +266,8 @@ def turn_start(index: Index, doc: int, interjection: int = 0) -> int:
     while len(other):
         j = int(other[-1])
         w = lo + j
-        if not (interjection > 0 and me_spk >= 0 and j > 0 and src[j - 1] == me_src and spk[j - 1] == me_spk
+        if not (interjection > 0 and me_spk >= 0 and spk[j] >= 0 and j > 0 and src[j - 1] == me_src
+                and spk[j - 1] == me_spk
                 and src[j] == me_src and int(ptr[w + 1]) - int(ptr[w]) <= interjection):
             return int(a["p_cstart"][w + 1])
         other = other[other < j - 1]
@@ -292,11 +293,11 @@ def interjections(index: Index, doc: int, p: Passage,
     marks: list[tuple[int, int, str]] = []  # (start, end, speaker) in p.text
     for w in range(lo, hi):
         spk = int(a["p_speaker"][w])
-        if spk != me_spk:
+        if spk != me_spk and spk >= 0:
             s = max(0, int(a["p_cstart"][w]) - p.char_start)
             e = min(len(p.text), int(a["p_cend"][w]) - p.char_start)
             if s < e:
-                marks.append((s, e, index.speakers[spk] if spk >= 0 else "?"))
+                marks.append((s, e, index.speakers[spk]))
     if not marks:
         return p, spans
     parts, at, inserted = [], 0, []  # inserted: (position in p.text, characters added there)

@@ -78,3 +78,25 @@ def test_a_listeners_short_interjection_does_not_part_one_speakers_windows():
     np.testing.assert_allclose(smooth(index, cand, final, 0.5, interjection=5), [10.0 + 2.0, 4.0 + 5.0])
     # a longer turn of the other speaker does part them
     np.testing.assert_allclose(smooth(index, cand, final, 0.5, interjection=1), [10.0, 4.0])
+
+
+def test_a_turn_runs_on_past_a_listeners_short_interjection_in_both_directions():
+    from retrieval.rank import turn_end, turn_start
+
+    long_a, long_b = " ".join(SENTENCES[:6]), " ".join(SENTENCES[6:12])
+    utts = [Utterance(long_a, 0.0, 30.0, speaker="Ann"), Utterance("Yes. Yes.", 30.0, 31.0, speaker="Bob"),
+            Utterance(long_b, 31.0, 60.0, speaker="Ann"), Utterance(" ".join(SENTENCES[12:18]), 60.0, 90.0,
+                                                                      speaker="Bob")]
+    index = _index(Transcript("t", "t.srt", utts, title="t", timing="exact"))
+    spk = [index.speakers[i] for i in np.asarray(index.a["p_speaker"])]
+    cs = np.asarray(index.a["p_cstart"])
+    mid = spk.index("Bob")
+    after = mid + 1
+    bob_turn = mid + 1 + spk[mid + 1 :].index("Bob")
+    # without the rule Bob's "Yes. Yes." ends and starts Ann's turns
+    assert turn_end(index, 0) == cs[mid] and turn_start(index, after) == cs[after]
+    # with it, Ann's turn runs from the first window to Bob's real turn
+    assert turn_end(index, 0, interjection=5) == cs[bob_turn]
+    assert turn_start(index, after, interjection=5) == cs[0]
+    # Bob's longer turn is a turn of its own
+    assert turn_end(index, after, interjection=5) == cs[bob_turn]
