@@ -296,8 +296,19 @@ def interjections(index: Index, doc: int, p: Passage,
         if spk != me_spk and spk >= 0:
             s = max(0, int(a["p_cstart"][w]) - p.char_start)
             e = min(len(p.text), int(a["p_cend"][w]) - p.char_start)
-            if s < e:
+            if s < e and (not marks or s >= marks[-1][1]):  # overlapping windows are marked once
                 marks.append((s, e, index.speakers[spk]))
+    # a quote starts and ends with its own speaker's words
+    if marks and not p.text[: marks[0][0]].strip():
+        e = marks.pop(0)[1]
+        off = e + len(p.text[e:]) - len(p.text[e:].lstrip())
+        p = replace(p, text=p.text[off:], char_start=p.char_start + off)
+        spans = tuple((a - off, b - off) for a, b in spans if a >= off)
+        marks = [(s - off, e - off, who) for s, e, who in marks]
+    if marks and not p.text[marks[-1][1]:].strip():
+        cut = len(p.text[: marks.pop()[0]].rstrip())
+        p = replace(p, text=p.text[:cut], char_end=p.char_start + cut)
+        spans = tuple((a, b) for a, b in spans if b <= cut)
     if not marks:
         return p, spans
     parts, at, inserted = [], 0, []  # inserted: (position in p.text, characters added there)

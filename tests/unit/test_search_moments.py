@@ -130,3 +130,21 @@ def test_a_listeners_yeah_does_not_cut_the_quote_before_the_answer_and_shows_as_
     assert "lovely story" not in quote
     shown = {quote[a:b].lower() for a, b in hits[0].highlights}
     assert {"turtle", "excited"} <= shown  # highlights still sit on the words they mark
+
+
+def test_a_quote_never_ends_on_a_listeners_interjection(tmp_path):
+    folder = tmp_path / "pod"
+    folder.mkdir()
+    ramble = " ".join(["and then we kept rewriting the parser by hand"] * 16)  # one sentence, no room for it
+    (folder / "ep1.srt").write_text(_srt([
+        (0, "Dan: Welcome back. Our guest today builds compilers for a living."),
+        (5, "Zoe: My first compiler was for a tiny calculator language that I wrote in high school."),
+        (10, "Dan: Yeah."),
+        (12, f"Zoe: {ramble}."),
+        (40, "Dan: Thanks Zoe, that is all the time we have today for this episode of the show."),
+    ]), encoding="utf-8")
+    s = open_searcher(folder, None, tmp_path / "ix")
+    hits = s.search("zoe first compiler calculator language", k=1)
+    assert hits and hits[0].passage.speaker == "Zoe"
+    assert hits[0].text == "My first compiler was for a tiny calculator language that I wrote in high school."
+    assert hits[0].passage.char_end - hits[0].passage.char_start == len(hits[0].text)
