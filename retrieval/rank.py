@@ -227,50 +227,48 @@ def ends_question(index: Index, doc: int) -> bool:
     return tail.endswith(("?", "？"))
 
 
+def interjects(index: Index, w: int, limit: int) -> bool:
+    """Whether window ``w`` is a named listener's interjection of at most ``limit`` tokens
+    ("Yeah.", "Mm-hmm."): another speaker's window with one speaker's windows on both sides."""
+    a = index.a
+    if limit <= 0 or w <= 0 or w + 1 >= index.size:
+        return False
+    src, spk = a["p_src"], a["p_speaker"]
+    return bool(spk[w] >= 0 and spk[w - 1] >= 0 and spk[w - 1] == spk[w + 1] != spk[w]
+                and src[w - 1] == src[w] == src[w + 1]
+                and int(a["tok_ptr"][w + 1]) - int(a["tok_ptr"][w]) <= limit)
+
+
 def turn_end(index: Index, doc: int, interjection: int = 0) -> int | None:
     """Where the speaker of window ``doc`` stops talking: the start of the first later window
     in the same source with another speaker (None when speakers are unknown or never change).
 
-    With ``interjection`` > 0, another speaker's window of at most that many tokens after
-    which ``doc``'s speaker goes on ("Yeah.", "Mm-hmm.") does not end the turn."""
+    With ``interjection`` > 0, a listener's window that ``interjects`` does not end the turn."""
     a = index.a
     hi = min(index.size, doc + 64)
     if hi <= doc + 1:
         return None
-    src, spk, ptr = a["p_src"][doc + 1 : hi], a["p_speaker"][doc + 1 : hi], a["tok_ptr"]
-    me_src, me_spk = src.dtype.type(a["p_src"][doc]), spk.dtype.type(a["p_speaker"][doc])
-    other = (src != me_src) | (spk != me_spk)
-    j = 0
-    while True:
-        found = np.flatnonzero(other[j:])
-        if not len(found):
-            return None
-        j += int(found[0])
+    src, spk = a["p_src"][doc + 1 : hi], a["p_speaker"][doc + 1 : hi]
+    me_src = src.dtype.type(a["p_src"][doc])
+    other = np.flatnonzero((src != me_src) | (spk != spk.dtype.type(a["p_speaker"][doc])))
+    for j in other.tolist():
         if src[j] != me_src:
             return None
-        w = doc + 1 + j
-        if not (interjection > 0 and me_spk >= 0 and spk[j] >= 0 and j + 1 < len(src) and src[j + 1] == me_src
-                and spk[j + 1] == me_spk and int(ptr[w + 1]) - int(ptr[w]) <= interjection):
-            return int(a["p_cstart"][w])
-        j += 1
+        if not interjects(index, doc + 1 + j, interjection):
+            return int(a["p_cstart"][doc + 1 + j])
+    return None
 
 
 def turn_start(index: Index, doc: int, interjection: int = 0) -> int:
     """Where the speaker of window ``doc`` started this turn (the earliest char a quote of it
-    may show); a listener's short ``interjection`` does not start a new turn (see ``turn_end``)."""
+    may show); a listener's window that ``interjects`` does not start a new turn."""
     a = index.a
     lo = max(0, doc - 64)
-    src, spk, ptr = a["p_src"][lo:doc], a["p_speaker"][lo:doc], a["tok_ptr"]
-    me_src, me_spk = a["p_src"][doc], a["p_speaker"][doc]
-    other = np.flatnonzero((src != me_src) | (spk != me_spk))
-    while len(other):
-        j = int(other[-1])
-        w = lo + j
-        if not (interjection > 0 and me_spk >= 0 and spk[j] >= 0 and j > 0 and src[j - 1] == me_src
-                and spk[j - 1] == me_spk
-                and src[j] == me_src and int(ptr[w + 1]) - int(ptr[w]) <= interjection):
-            return int(a["p_cstart"][w + 1])
-        other = other[other < j - 1]
+    src, spk = a["p_src"][lo:doc], a["p_speaker"][lo:doc]
+    other = np.flatnonzero((src != a["p_src"][doc]) | (spk != a["p_speaker"][doc]))
+    for j in other[::-1].tolist():
+        if not interjects(index, lo + j, interjection):
+            return int(a["p_cstart"][lo + j + 1])
     return int(a["p_cstart"][lo])
 
 
@@ -303,12 +301,12 @@ def interjections(index: Index, doc: int, p: Passage,
         e = marks.pop(0)[1]
         off = e + len(p.text[e:]) - len(p.text[e:].lstrip())
         p = replace(p, text=p.text[off:], char_start=p.char_start + off)
-        spans = tuple((a - off, b - off) for a, b in spans if a >= off)
+        spans = tuple((x - off, y - off) for x, y in spans if x >= off)
         marks = [(s - off, e - off, who) for s, e, who in marks]
     if marks and not p.text[marks[-1][1]:].strip():
         cut = len(p.text[: marks.pop()[0]].rstrip())
         p = replace(p, text=p.text[:cut], char_end=p.char_start + cut)
-        spans = tuple((a, b) for a, b in spans if b <= cut)
+        spans = tuple((x, y) for x, y in spans if y <= cut)
     if not marks:
         return p, spans
     parts, at, inserted = [], 0, []  # inserted: (position in p.text, characters added there)
