@@ -34,6 +34,9 @@ class RankParams:
     # A question turn lends this share of its score to the other speaker's turn that
     # answers it, and keeps only (1 - share) itself: the answer is what the user wants.
     answer_w: float = 0.6
+    # A window of a question turn this many windows before its last one also asks, when it
+    # holds a question mark itself (see ``answer_turns``).
+    question_reach: int = 1
     # A shown quote runs on past its window to the end of the last sentence that fits
     # in this many characters, and never into the next speaker's turn.
     show_chars: int = 600
@@ -187,24 +190,33 @@ def smooth(index: Index, cand: np.ndarray, final: np.ndarray, weight: float, int
     return np.asarray(final, np.float64) + weight * best
 
 
-def answer_turns(index: Index, cand: np.ndarray, final: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
+def answer_turns(index: Index, cand: np.ndarray, final: np.ndarray, share: float,
+                 reach: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Question turns hand ``share`` of their score to the turn that answers them.
 
-    A candidate whose text ends with a question mark and whose next window is another
-    speaker's turn (in the same source) is a question: the answer turn joins the
-    candidates (if it was not one) and gains ``share`` of the question's score, and the
-    question keeps ``1 - share``. Without speaker labels nothing changes.
+    A candidate asks a question when its speaker's turn ends, at most ``reach`` windows
+    later in the same source, with a question mark and the next window is another
+    speaker's; when the turn runs on past the candidate, the candidate's own text must hold
+    a question mark too (a long question spans windows, and the one with its words need not
+    be the last). The answer turn joins the candidates (if it was not one) and gains
+    ``share`` of the score of each window that asks it; each of those keeps ``1 - share``.
+    Without speaker labels nothing changes.
     """
     if share <= 0 or not len(cand):
         return cand, final
     src, spk = np.asarray(index.a["p_src"]), np.asarray(index.a["p_speaker"])
-    nxt = np.minimum(cand + 1, index.size - 1)
-    turn = (nxt != cand) & (src[nxt] == src[cand]) & (spk[nxt] != spk[cand]) & (spk[cand] >= 0)
+    last = cand.copy()  # the last window of each candidate's turn, within reach
+    for _ in range(max(0, reach)):
+        nxt = np.minimum(last + 1, index.size - 1)
+        last = np.where((nxt != last) & (src[nxt] == src[last]) & (spk[nxt] == spk[last]), nxt, last)
+    nxt = np.minimum(last + 1, index.size - 1)
+    turn = (nxt != last) & (src[nxt] == src[last]) & (spk[nxt] != spk[last]) & (spk[cand] >= 0)
     if not turn.any():
         return cand, final
     asks = np.zeros(len(cand), dtype=bool)
     for i in np.flatnonzero(turn).tolist():
-        asks[i] = ends_question(index, int(cand[i]))
+        d, e = int(cand[i]), int(last[i])
+        asks[i] = ends_question(index, e) and (d == e or holds_question(index, d))
     if not asks.any():
         return cand, final
     scores = dict(zip(cand.tolist(), final.tolist(), strict=True))
@@ -214,6 +226,13 @@ def answer_turns(index: Index, cand: np.ndarray, final: np.ndarray, share: float
         scores[d] -= lent
     keys = np.fromiter(scores, np.int64, len(scores))
     return keys, np.fromiter(scores.values(), np.float64, len(scores))
+
+
+def holds_question(index: Index, doc: int) -> bool:
+    """Whether the text of window ``doc`` holds a question mark."""
+    a = index.a
+    raw = bytes(index.read("src_text", int(a["p_bstart"][doc]), int(a["p_bend"][doc])))
+    return b"?" in raw or "？".encode() in raw
 
 
 def ends_question(index: Index, doc: int) -> bool:

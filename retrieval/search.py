@@ -325,10 +325,12 @@ class Searcher:
         """Candidate scores with the speaker preference, question-to-answer hand-over and neighbour sharing."""
         r = self.rank
         cand, final = ranked.cand, ranked.final.astype(np.float64)
+        # the hand-over comes first, so that the named person's answer to a question on the
+        # topic earns their preference along with what the question lent it
+        cand, final = answer_turns(index, cand, final, r.answer_w, r.question_reach)
         if plan.speakers and r.speaker_w > 0:
             spoken = np.isin(np.asarray(index.a["p_speaker"])[cand], list(plan.speakers))
             final = final * np.where(spoken, 1.0 + r.speaker_w, 1.0)
-        cand, final = answer_turns(index, cand, final, r.answer_w)
         return cand, smooth(index, cand, final, r.neighbour_w, r.interjection)
 
     def _hit(self, index: Index, doc: int, score: float, mask: np.ndarray,

@@ -148,3 +148,27 @@ def test_a_quote_never_ends_on_a_listeners_interjection(tmp_path):
     assert hits and hits[0].passage.speaker == "Zoe"
     assert hits[0].text == "My first compiler was for a tiny calculator language that I wrote in high school."
     assert hits[0].passage.char_end - hits[0].passage.char_start == len(hits[0].text)
+
+
+def test_a_question_that_spans_windows_hands_over_to_the_named_persons_answer(tmp_path):
+    folder = tmp_path / "pod"
+    folder.mkdir()
+    (folder / "ep1.srt").write_text(_srt([
+        (0, "Dan: Welcome back. Today Zoe tells us about her years in startups and her work at a bank."),
+        (5, "Zoe: Thanks for having me, Dan."),
+        (10, "Dan: You spent years at a bank, and you know, the reporting, the meetings, the long weeks. "
+             "I want to take a second and talk about it, like, why did you jump into the startup life to begin "
+             "with? Because a lot of people listening wonder about that move, and there is so much risk in it, "
+             "the money, the hours, the chance that it all falls apart in a year or two, and you gave up a very "
+             "steady job for it. Like, what about that was interesting to you?"),
+        (30, "Zoe: Honestly I got tired of getting laid off every few years, and that would make anybody pivot. "
+             "I wanted to own the thing I was building."),
+        (40, "Zoe: Later I also mentored people who were leaving big companies for small teams."),
+        (50, "Dan: Our next guest founded two startups and sold one of them to a bank last spring."),
+    ]), encoding="utf-8")
+    s = open_searcher(folder, None, tmp_path / "ix")
+    asking = [d for d in range(s.index.size) if s.index.passage(d).speaker == "Dan" and "startup life"
+              in s.index.passage(d).text]
+    assert asking and not s.index.passage(asking[0]).text.rstrip().endswith("?")  # the question runs on
+    hits = s.search("what did zoe say about why she jumped into startups", k=3)
+    assert hits and hits[0].passage.speaker == "Zoe" and "tired of getting laid off" in hits[0].text
