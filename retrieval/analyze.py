@@ -397,6 +397,12 @@ class Analyzer:
     def is_stopword(term: str) -> bool:
         return term in STOP_TERMS
 
+    def is_keyword_query(self, query: str) -> bool:
+        """Whether ``query`` is a list of content words (two or more, no stopword or question
+        word among them): a keyword search rather than a question."""
+        toks = self.tokens(query)
+        return len(toks) >= 2 and not any(t.term in STOP_TERMS or t.term in QUESTION_TERMS for t in toks)
+
 
 STOP_TERMS = frozenset(_word_term(w) for w in STOPWORDS)
 QUESTION_TERMS = frozenset(_word_term(w) for w in QUESTION_WORDS) - {""}

@@ -83,6 +83,9 @@ class HybridParams:
     # with an English model (which reads Chinese a little) and a multilingual one alike
     # (multilingual-e5 alone put Chinese dev questions' answers at rank 1 one time in three).
     cjk_sem_weight: float = 0.5
+    # w for a keyword search (content words only, no question around them): the words typed
+    # are what is wanted, so a passage holding them outweighs one that is merely about the same.
+    keyword_sem_weight: float = 0.5
     lex_scale: float = 2.0  # lexical score / (lex_scale * sum of the query terms' idf), capped at 1
     # Cosines are calibrated to the corpus and model: (cos - null) / (1 - null), where null is
     # the median best cosine of unrelated probe questions (retrieval.abstain.PROBES), so 0 is
@@ -621,9 +624,7 @@ class HybridRanker:
         idf = index.a["idf"]
         scale = p.lex_scale * sum(float(idf[t]) * plan.weights.get(t, 1.0) for t in set(ids))
         lex_n = np.minimum(1.0, lex / scale) if scale > 0 else np.zeros(len(cand))
-        w = p.sem_weight
-        if q_cjk:
-            w = p.cjk_sem_weight
+        w = p.cjk_sem_weight if q_cjk else p.keyword_sem_weight if plan.keywords else p.sem_weight
         cos = cosine[cand].astype(np.float64)
         measured = cosine if semantic.has is None else cosine[semantic.has]
         stats = {"mean": float(measured.mean()) if len(measured) else 0.0,

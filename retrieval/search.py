@@ -58,6 +58,7 @@ class QueryPlan:
     speakers: frozenset[int]  # index speaker numbers the question names
     names: tuple[str, ...]  # the words that named them
     unknown: tuple[str, ...] = ()  # the question's own spelling of each word the index lacks (stand-ins or not)
+    keywords: bool = False  # a list of content words, not a question (``Analyzer.is_keyword_query``)
 
     @property
     def semantic_text(self) -> str:
@@ -281,7 +282,8 @@ class Searcher:
                 weights.pop(index.vocab[t], None)
         unknown = (spelled.get(t, t) for t in terms if t not in index.vocab)
         return QueryPlan(query, known, ids, weights, tuple(dict.fromkeys(missing)), tuple(variants),
-                         frozenset(named), tuple(dict.fromkeys(name_words)), tuple(dict.fromkeys(unknown)))
+                         frozenset(named), tuple(dict.fromkeys(name_words)), tuple(dict.fromkeys(unknown)),
+                         analyzer.is_keyword_query(query))
 
     def _lookups(self, index: Index) -> tuple[FuzzyVocabulary, dict[str, frozenset[int]]]:
         cached = self._per_index

@@ -183,6 +183,42 @@ def test_hybrid_keeps_exact_words_on_top_and_pages_like_lexical(topic_corpus, tm
     assert hybrid.ranker.embedder.cross_lingual is False
 
 
+AUDIT_TOPICS = ["meetups", "sprints", "reviews", "caring", "design", "champions", "blogging", "readers", "checks",
+                "insights"]
+AUDIT_TOOLS = [
+    "accessibility came up again at the meetup, and everyone had a favourite tool.",
+    "we spent the sprint on accessibility, and the new build tool made it easier.",
+    "my manager asked for an accessibility review of the sign up form.",
+    "good tools help, but accessibility is mostly about caring for the people using it.",
+    "the design tool we use now has a colour picker that warns about contrast.",
+    "our accessibility champion runs a lunch session every month.",
+    "i wrote a blog post about accessibility and it got more replies than anything else.",
+    "the best tool is still a real person using a screen reader.",
+    "first i run the axe extension in the browser. then there is a command line audit tool called pa11y, spelled p a "
+    "one one y, and the pa11y audit runs on every page before a release.",
+    "there is microsoft accessibility insights, which is great for accessibility checks, and the firefox "
+    "accessibility panels show contrast problems too.",
+]
+
+
+def test_a_keyword_search_finds_the_passage_holding_the_words_typed(tmp_path, embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    turns = [f"- [host] tell me about {name}? - [guest] {text}" for name, text in TOPICS.items()]
+    turns += [f"- [host] tell me about {name}? - [guest] {text}"
+              for name, text in zip(AUDIT_TOPICS, AUDIT_TOOLS, strict=True)]
+    (corpus / "talk.txt").write_text("\n".join(turns) + "\n", encoding="utf-8")
+    (corpus / "corpus.toml").write_text('[[source]]\nfile = "talk.txt"\nid = "talk"\ntitle = "Talk"\n\n'
+                                        '[source.speaker_tags]\nhost = "Host"\nguest = "Guest"\n', encoding="utf-8")
+    hybrid = _hybrid(corpus, tmp_path / "ix", embedder)
+    query = "pa11y accessibility tool"
+    assert hybrid.plan(query).keywords and not hybrid.plan("which accessibility tool is pa11y").keywords
+    assert "called pa11y" in hybrid.search(query, k=1)[0].text
+    # weighed like a question, the passages most about accessibility tools would come first
+    hybrid.ranker.params = HybridParams(keyword_sem_weight=HybridParams().sem_weight)
+    assert "called pa11y" not in hybrid.search(query, k=1)[0].text
+
+
 def test_units_smaller_than_passages_change_the_ranking_scores(topic_corpus, tmp_path, embedder):
     whole = _hybrid(topic_corpus, tmp_path / "a", embedder)
     whole.ranker.params = HybridParams(unit_share=0.0)
