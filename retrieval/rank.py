@@ -258,6 +258,19 @@ def interjects(index: Index, w: int, limit: int) -> bool:
                 and int(a["tok_ptr"][w + 1]) - int(a["tok_ptr"][w]) <= limit)
 
 
+def interjecting(index: Index, docs: np.ndarray, limit: int) -> np.ndarray:
+    """``interjects`` for many windows at once: a boolean per window of ``docs``."""
+    a = index.a
+    docs = np.asarray(docs, np.int64)
+    if limit <= 0 or not len(docs) or index.size < 3:
+        return np.zeros(len(docs), bool)
+    inner = (docs > 0) & (docs + 1 < index.size)
+    d = np.clip(docs, 1, index.size - 2)
+    src, spk, ptr = np.asarray(a["p_src"]), np.asarray(a["p_speaker"]), np.asarray(a["tok_ptr"])
+    return (inner & (spk[d] >= 0) & (spk[d - 1] >= 0) & (spk[d - 1] == spk[d + 1]) & (spk[d + 1] != spk[d])
+            & (src[d - 1] == src[d]) & (src[d] == src[d + 1]) & (ptr[d + 1] - ptr[d] <= limit))
+
+
 def turn_end(index: Index, doc: int, interjection: int = 0) -> int | None:
     """Where the speaker of window ``doc`` stops talking: the start of the first later window
     in the same source with another speaker (None when speakers are unknown or never change).
@@ -423,23 +436,25 @@ class Matches:
 
 
 def moment(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: int | None = None,
-           floor: int = 0) -> tuple[Passage, tuple[tuple[int, int], ...]]:
+           floor: int = 0, opening: int | None = None) -> tuple[Passage, tuple[tuple[int, int], ...]]:
     """The quote shown for window ``doc`` and its highlight spans: its sentences that match the
     query (``mask``) near the middle, starting at a sentence boundary, run on to whole sentences
     and never past the speaker's turn or ``stop``. A listener's short interjection does not end
     the turn; it shows as theirs (``interjections``).
 
-    When the window's matches sit in its second half, the quote may start up to
-    ``lead_chars`` earlier (within the same turn, and not before ``floor``, where an earlier
-    result's quote ends) so that what leads up to them shows too; otherwise it starts with
-    the window.
+    A window that opens mid-sentence (subtitle cues often end inside one) has its quote open
+    where that sentence does, up to ``lead_chars`` earlier. When the window's matches sit in
+    its second half, the quote may start up to ``lead_chars`` earlier still, at a sentence
+    start, so that what leads up to them shows too. Neither reaches before the speaker's turn
+    or ``floor``, where an earlier result's quote ends. ``opening``, when known
+    (``quote_opening``), is not looked for again.
     """
-    quote, spans = _quote(index, doc, mask, params, stop, floor)
+    quote, spans = _quote(index, doc, mask, params, stop, floor, opening)
     return interjections(index, doc, quote, spans)
 
 
 def _quote(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: int | None,
-           floor: int) -> tuple[Passage, tuple[tuple[int, int], ...]]:
+           floor: int, opening: int | None) -> tuple[Passage, tuple[tuple[int, int], ...]]:
     p = index.passage(doc)
     found = Matches(index, doc, mask)
     if params.show_chars <= len(p.text):
@@ -447,16 +462,28 @@ def _quote(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: i
     lead = max(0, params.lead_chars)
     # two characters before the earliest start (a sentence start is read from them), one past the last end
     span = index.text_near(doc, p.char_start - lead - 2, p.char_start + params.show_chars + 1)
-    spans = found.spans(p)
     if span is None:
-        return p, spans
+        return p, found.spans(p)
+    off = span.start
+    turn: int | None = None
+    lo = max(floor, p.char_start - lead)
+    if (opening is None and not opens_sentence(index, doc)) or (opening is not None and opening < p.char_start):
+        turn = turn_start(index, doc, params.interjection)
+        lo = max(lo, turn)
+    start = p.char_start if turn is None else _opening(index, doc, span, lo, lo in (turn, 0))
+    if start < p.char_start:
+        at = _time_at(index, doc, start)
+        p = replace(p, text=span.text[start - off : p.char_end - off], char_start=start,
+                    start=at if at is not None else p.start)
+    spans = found.spans(p)
     first = spans[0][0] if spans else 0
     shown = extend(index, p, params.show_chars, stop, doc, span, params.interjection)
     room = params.show_chars - len(shown.text)
     if room <= 0 or first < len(p.text) // 2 or params.lead_chars <= 0:
         return shown, (spans if shown is p else found.spans(shown))
-    lo = max(floor, turn_start(index, doc, params.interjection), p.char_start - min(room, params.lead_chars))
-    off = span.start
+    if turn is None:
+        turn = turn_start(index, doc, params.interjection)
+    lo = max(lo, turn, p.char_start - min(room, params.lead_chars))
     start = sentence_start(span.text, lo - off, p.char_start - off) + off
     if start >= p.char_start:
         return shown, (spans if shown is p else found.spans(shown))
@@ -464,6 +491,52 @@ def _quote(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: i
     quote = replace(shown, text=span.text[start - off : shown.char_end - off], char_start=start,
                     start=at if at is not None else shown.start)
     return quote, found.spans(quote)
+
+
+def quote_opening(index: Index, doc: int, params: RankParams) -> int:
+    """Where the quote of window ``doc`` opens when nothing else bounds it: the start of the
+    sentence the window opens in (subtitle cues often end inside one), when that is at most
+    ``lead_chars`` earlier and in the same turn; else the window's start."""
+    start = int(index.a["p_cstart"][doc])
+    if opens_sentence(index, doc):
+        return start
+    span = index.text_near(doc, start - max(0, params.lead_chars) - 2, start + 1)
+    if span is None:
+        return start
+    turn = turn_start(index, doc, params.interjection)
+    lo = max(turn, start - max(0, params.lead_chars))
+    return _opening(index, doc, span, lo, lo in (turn, 0))
+
+
+def opens_sentence(index: Index, doc: int) -> bool:
+    """Whether window ``doc`` opens a sentence: its source's or its speaker's first words, or
+    the words after a sentence end (read from the few bytes before it)."""
+    a = index.a
+    if doc == 0 or a["p_src"][doc - 1] != a["p_src"][doc]:
+        return True
+    b = int(a["p_bstart"][doc])
+    if a["p_speaker"][doc - 1] != a["p_speaker"][doc] and int(a["p_bend"][doc - 1]) <= b \
+            and not interjects(index, doc - 1, 1 << 30):
+        return True
+    tail = bytes(index.read("src_text", max(int(a["p_bstart"][doc - 1]), b - 16), b)).decode("utf-8", "ignore").rstrip()
+    return not tail or tail[-1] in SENTENCE_ENDS
+
+
+def _opening(index: Index, doc: int, span: SourceSpan, lo: int, lo_opens: bool) -> int:
+    """``sentence_opening`` of window ``doc``'s start within ``span``, not before ``lo``, with the
+    words of listeners who interjected in between left out (their "Yeah." ends no sentence
+    of the speaker's)."""
+    a = index.a
+    start = int(a["p_cstart"][doc])
+    text, off = span.text, span.start
+    w = doc - 1
+    while w >= 0 and a["p_src"][w] == a["p_src"][doc] and int(a["p_cend"][w]) > lo:
+        if a["p_speaker"][w] != a["p_speaker"][doc]:
+            s, e = max(lo, int(a["p_cstart"][w])) - off, int(a["p_cend"][w]) - off
+            text = text[:s] + " " * (e - s) + text[e:]
+        w -= 1
+    opens = sentence_opening(text, lo - off, start - off, lo_opens)
+    return start if opens is None else min(start, opens + off)
 
 
 def _time_at(index: Index, doc: int, pos: int) -> float | None:
@@ -494,6 +567,23 @@ def sentence_start(text: str, lo: int, limit: int) -> int:
                 i += 1
             return i
     return limit
+
+
+def sentence_opening(text: str, lo: int, pos: int, lo_opens: bool = False) -> int | None:
+    """Where the sentence holding ``pos`` begins, if that is at or after ``lo``: just past the
+    last sentence end before ``pos`` (and the spaces after it). When none ends in between,
+    ``lo`` when it begins a sentence: ``lo_opens`` (a turn's start) or a sentence ends just
+    before it; else None."""
+    last = max(text.rfind(c, lo, pos) for c in SENTENCE_ENDS)
+    if last < 0:
+        back = lo  # a sentence that ends just before lo (spaces aside) makes lo an opening too
+        while back > 0 and text[back - 1].isspace():
+            back -= 1
+        return lo if lo_opens or (back > 0 and text[back - 1] in SENTENCE_ENDS) else None
+    i = last + 1
+    while i < pos and text[i].isspace():
+        i += 1
+    return i
 
 
 def sentence_end(text: str, hi: int, limit: int) -> int:

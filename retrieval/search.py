@@ -30,9 +30,11 @@ from retrieval.model import Hit, SourceInfo
 from retrieval.rank import (
     RankParams,
     answer_turns,
+    interjecting,
     lexical_evidence,
     make_hit,
     moment,
+    quote_opening,
     sentence_end,
     sentence_start,
     smooth,
@@ -318,13 +320,15 @@ class Searcher:
         fin = dict(zip(cand.tolist(), final.tolist(), strict=True))
         chosen = distinct(index, order, want, self.rank.show_chars)
         mask = index.term_mask(plan.ids)
-        at = np.asarray(chosen, np.int64)
-        rows = list(zip(chosen, index.a["p_src"][at].tolist(), index.a["p_cstart"][at].tolist(),
-                        index.a["p_cend"][at].tolist(), strict=True))
-        return [self._hit(index, d, fin[d], mask, rows) for d in chosen[offset:want]]
+        hits = []
+        for d, stop, floor, opening in self._layout(index, chosen)[offset:]:
+            p, spans = moment(index, d, mask, self.rank, stop, floor, opening)
+            hits.append(make_hit(index, p, fin[d], spans))
+        return hits
 
     def _moments(self, index: Index, plan: QueryPlan, ranked: Ranked) -> tuple[np.ndarray, np.ndarray]:
-        """Candidate scores with the speaker preference, question-to-answer hand-over and neighbour sharing."""
+        """Candidate scores with the question-to-answer hand-over, speaker preference and neighbour sharing;
+        a listener's interjection scores for the speaker's window it interrupts."""
         r = self.rank
         cand, final = ranked.cand, ranked.final.astype(np.float64)
         # the hand-over comes first, so that the named person's answer to a question on the
@@ -333,17 +337,40 @@ class Searcher:
         if plan.speakers and r.speaker_w > 0:
             spoken = np.isin(np.asarray(index.a["p_speaker"])[cand], list(plan.speakers))
             final = final * np.where(spoken, 1.0 + r.speaker_w, 1.0)
-        return cand, smooth(index, cand, final, r.neighbour_w, r.interjection)
+        final = smooth(index, cand, final, r.neighbour_w, r.interjection)
+        # a listener's "Burn out." is no moment of its own: its score goes to the window of the
+        # speaker it interrupted, whose quote runs on across it and shows it as theirs
+        inter = interjecting(index, cand, r.interjection)
+        if not inter.any():
+            return cand, final
+        scores = dict(zip(cand[~inter].tolist(), final[~inter].tolist(), strict=True))
+        for d, v in zip(cand[inter].tolist(), final[inter].tolist(), strict=True):
+            scores[d - 1] = max(scores.get(d - 1, 0.0), v)
+        return np.fromiter(scores, np.int64, len(scores)), np.fromiter(scores.values(), np.float64, len(scores))
 
-    def _hit(self, index: Index, doc: int, score: float, mask: np.ndarray,
-             chosen: list[tuple[int, int, int, int]]) -> Hit:
-        """The hit for window ``doc`` among the ``chosen`` ones (window, source number, char start, char end):
-        its quote stops where a later chosen one of the same source begins, and starts after earlier ones."""
-        me, at = next((sn, s) for d, sn, s, _ in chosen if d == doc)
-        before = [e for d, sn, s, e in chosen if sn == me and s < at and d != doc]
-        after = [s for d, sn, s, _ in chosen if sn == me and s > at and d != doc]
-        p, spans = moment(index, doc, mask, self.rank, min(after, default=None), max(before, default=0))
-        return make_hit(index, p, score, spans)
+    def _layout(self, index: Index, chosen: list[int]) -> list[tuple[int, int | None, int, int]]:
+        """Each chosen window with where its quote must stop, where it may start at the earliest,
+        and where it opens (``quote_opening``): it stops where the next chosen window of the same
+        source opens, and starts after the previous one's quote, which runs on at most
+        ``show_chars``. A quote whose sentence began before the previous chosen window opens
+        with its own window instead."""
+        at = np.asarray(chosen, np.int64)
+        src, starts = index.a["p_src"][at].tolist(), index.a["p_cstart"][at].tolist()
+        opening = {d: quote_opening(index, d, self.rank) for d in chosen}
+        by_source: dict[int, list[tuple[int, int]]] = {}
+        for d, sn, st in zip(chosen, src, starts, strict=True):
+            by_source.setdefault(sn, []).append((st, d))
+        bounds: dict[int, tuple[int | None, int]] = {}
+        for rows in by_source.values():
+            rows.sort()
+            for i in range(1, len(rows)):
+                if opening[rows[i][1]] <= rows[i - 1][0]:
+                    opening[rows[i][1]] = rows[i][0]
+            for i, (_, d) in enumerate(rows):
+                stop = opening[rows[i + 1][1]] if i + 1 < len(rows) else None
+                floor = min(rows[i - 1][0] + self.rank.show_chars, opening[d]) if i else 0
+                bounds[d] = (stop, floor)
+        return [(d, *bounds[d], opening[d]) for d in chosen]
 
     # --- other lookups ----------------------------------------------------------------
 

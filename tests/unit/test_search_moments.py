@@ -172,3 +172,59 @@ def test_a_question_that_spans_windows_hands_over_to_the_named_persons_answer(tm
     assert asking and not s.index.passage(asking[0]).text.rstrip().endswith("?")  # the question runs on
     hits = s.search("what did zoe say about why she jumped into startups", k=3)
     assert hits and hits[0].passage.speaker == "Zoe" and "tired of getting laid off" in hits[0].text
+
+
+STORY = [  # each sentence runs over two subtitle cues
+    ("I started the garden when we moved to the coast,", "and the first thing I planted was a row of beans."),
+    ("The salt wind burned their leaves within a week,", "so I built a hedge of rosemary along the fence."),
+    ("Next spring the neighbours brought me cuttings", "of lavender, sage and a fig tree from their yard."),
+    ("My daughter painted labels for every bed", "with the names of the plants in three languages."),
+    ("We now sell the figs at the Saturday market", "and the money pays for seeds for the school garden."),
+    ("Last year a storm flattened the greenhouse roof,", "and the whole street came over to rebuild it."),
+    ("The new roof is polycarbonate instead of glass", "because it bends in the wind rather than shatters."),
+    ("Every autumn we dry the herbs in the attic", "and give bundles of them to anyone who visits."),
+]
+
+
+def test_a_quote_opens_where_its_sentence_does_when_subtitle_cues_split_it(tmp_path):
+    folder = tmp_path / "pod"
+    folder.mkdir()
+    cues = [(0.0, "Dan: Welcome back. Today Zoe tells us how her garden by the sea began.")]
+    for i, (a, b) in enumerate(STORY):
+        cues += [(5.0 + 8 * i, ("Zoe: " if i == 0 else "") + a), (9.0 + 8 * i, b)]
+    cues.append((80.0, "Dan: Thank you Zoe, that was a lovely story about the garden."))
+    (folder / "ep1.srt").write_text(_srt(cues), encoding="utf-8")
+    s = open_searcher(folder, None, tmp_path / "ix")
+    index = s.index
+    text = index.source_text("ep1")
+    mid = [d for d in range(index.size) if not text[: index.passage(d).char_start].rstrip().endswith((".", ":"))
+           and index.passage(d).speaker == "Zoe" and index.passage(d).char_start > text.index("Zoe")]
+    assert mid  # some windows open mid-sentence, at a cue that continues one
+    for query in ("polycarbonate bends rather than shatters", "figs saturday market seeds", "storm greenhouse roof"):
+        hits = s.search(query, k=2)
+        assert hits and hits[0].passage.speaker == "Zoe", query
+        for h in hits:
+            before = text[: h.passage.char_start].rstrip()
+            assert before.endswith((".", "?", "!")) or h.passage.char_start == text.index("I started"), h.text
+            assert h.text[0].isupper(), h.text
+            cue = next(t for t, line in cues if line.removeprefix("Zoe: ").startswith(h.text[:20]))
+            assert h.passage.start is not None and h.passage.start <= cue  # the link starts before its words
+
+
+def test_a_listeners_echo_is_no_result_of_its_own_but_shows_inside_the_speakers_quote(tmp_path):
+    folder = tmp_path / "pod"
+    folder.mkdir()
+    (folder / "ep1.srt").write_text(_srt([
+        (0, "Dan: Welcome back. Jen has been a developer for six years and has thoughts on careers."),
+        (5, "Jen: People call you senior after two years, but a career is thirty years long, and if you sprint "
+            "the whole way you will"),
+        (12, "Bekah: Burn out."),
+        (13, "Jen: -hit a wall at some point, so I pace myself and take a real holiday every summer."),
+        (20, "Dan: Let us talk about your first job at the bank and the reports you wrote there."),
+    ]), encoding="utf-8")
+    s = open_searcher(folder, None, tmp_path / "ix")
+    for query in ("burn out", "what did jen say about burning out"):
+        hits = s.search(query, k=3)
+        assert [h.passage.speaker for h in hits] == ["Jen"], query
+        assert "you will [Bekah: Burn out.] -hit a wall" in hits[0].text
+        assert hits[0].text.startswith("People call you senior")
