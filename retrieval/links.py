@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from urllib.parse import parse_qs, urlsplit
@@ -9,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 _YT_ID = re.compile(r"^[A-Za-z0-9_-]{6,20}$")
 
 
+@functools.lru_cache(maxsize=4096)  # every hit's link asks again for its source's URL
 def youtube_id(url: str | None) -> str | None:
     """The video id of a youtube.com/watch, youtu.be, /shorts/ or /embed/ URL."""
     if not url:

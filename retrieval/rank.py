@@ -388,15 +388,48 @@ class Matches:
     """Query-term tokens (``mask``) of window ``doc`` and the windows around it, at source
     character offsets: read once, then cut to the highlight spans of any quote of the window."""
 
-    def __init__(self, index: Index, doc: int, mask: np.ndarray) -> None:
+    AHEAD = 8  # windows read from ``doc`` on (within its source): a quote's text lies in them
+
+    def __init__(self, index: Index, doc: int, mask: np.ndarray,
+                 read: tuple[int, list[int], list[tuple[int, int, int]]] | None = None) -> None:
         self.index, self.doc, self.mask = index, doc, mask
-        src = index.a["p_src"][doc : min(index.size, doc + 8)]
+        self.lo = doc
+        if read is not None:  # from ``many``
+            self.end, self.starts, self.rows = read
+            return
+        src = index.a["p_src"][doc : min(index.size, doc + self.AHEAD)]
         other = np.flatnonzero(src != src[0])
         self.end = doc + (int(other[0]) if len(other) else len(src))  # the shown text's windows stop here
-        self.lo = doc
         self.starts: list[int] = []
         self.rows: list[tuple[int, int, int]] = []  # (window, start, end) of each matching token
         self._read(doc, self.end)
+
+    @classmethod
+    def many(cls, index: Index, docs: list[int], mask: np.ndarray) -> list[Matches]:
+        """``Matches`` of each window of ``docs``, their tokens read in one pass."""
+        if not docs:
+            return []
+        a, n = index.a, index.size
+        at_doc = np.asarray(docs, np.int64)
+        src, cs, ptr = a["p_src"], np.asarray(a["p_cstart"]), np.asarray(a["tok_ptr"])
+        ahead = at_doc[:, None] + np.arange(cls.AHEAD)
+        same = (ahead < n) & (src[np.minimum(ahead, n - 1)] == src[at_doc][:, None])
+        ends = at_doc + np.cumprod(same, axis=1).sum(axis=1)
+        t0, t1 = ptr[at_doc], ptr[ends]
+        lens = t1 - t0
+        offs = np.cumsum(lens) - lens  # where each window run's tokens begin in the flat arrays
+        hit_at = np.flatnonzero(mask[index.gather("tok_ids", t0, t1)])
+        hit = np.searchsorted(offs + lens, hit_at, side="right")
+        win = np.searchsorted(ptr, t0[hit] + (hit_at - offs[hit]), side="right") - 1
+        run = np.zeros(int(lens.sum()) + 1, np.int64)
+        np.cumsum(index.gather("tok_step", t0, t1), out=run[1:])
+        # a token's start: the steps summed from its window's first token, plus the window's start
+        begin = run[hit_at + 1] - run[offs[hit] + ptr[win] - t0[hit]] + cs[win]
+        end = begin + index.gather("tok_len", t0, t1)[hit_at]
+        wl, bl, el = win.tolist(), begin.tolist(), end.tolist()
+        cut = np.searchsorted(hit, np.arange(len(docs) + 1)).tolist()
+        return [cls(index, d, mask, (e, cs[d:e].tolist(), list(zip(wl[i:j], bl[i:j], el[i:j], strict=True))))
+                for d, e, i, j in zip(docs, ends.tolist(), cut[:-1], cut[1:], strict=True)]
 
     def _read(self, lo: int, hi: int) -> None:
         a = self.index.a
@@ -436,7 +469,8 @@ class Matches:
 
 
 def moment(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: int | None = None,
-           floor: int = 0, opening: int | None = None) -> tuple[Passage, tuple[tuple[int, int], ...]]:
+           floor: int = 0, opening: int | None = None, found: Matches | None = None
+           ) -> tuple[Passage, tuple[tuple[int, int], ...]]:
     """The quote shown for window ``doc`` and its highlight spans: its sentences that match the
     query (``mask``) near the middle, starting at a sentence boundary, run on to whole sentences
     and never past the speaker's turn or ``stop``. A listener's short interjection does not end
@@ -447,16 +481,17 @@ def moment(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: i
     its second half, the quote may start up to ``lead_chars`` earlier still, at a sentence
     start, so that what leads up to them shows too. Neither reaches before the speaker's turn
     or ``floor``, where an earlier result's quote ends. ``opening``, when known
-    (``quote_opening``), is not looked for again.
+    (``quote_opening``), is not looked for again, nor are the window's matches when ``found``
+    holds them (``Matches.many``).
     """
-    quote, spans = _quote(index, doc, mask, params, stop, floor, opening)
+    quote, spans = _quote(index, doc, mask, params, stop, floor, opening, found)
     return interjections(index, doc, quote, spans)
 
 
 def _quote(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: int | None,
-           floor: int, opening: int | None) -> tuple[Passage, tuple[tuple[int, int], ...]]:
+           floor: int, opening: int | None, found: Matches | None) -> tuple[Passage, tuple[tuple[int, int], ...]]:
     p = index.passage(doc)
-    found = Matches(index, doc, mask)
+    found = found or Matches(index, doc, mask)
     if params.show_chars <= len(p.text):
         return p, found.spans(p)
     lead = max(0, params.lead_chars)

@@ -28,6 +28,7 @@ from retrieval.fuzzy import FuzzyVocabulary, Variant
 from retrieval.index import Index
 from retrieval.model import Hit, SourceInfo
 from retrieval.rank import (
+    Matches,
     RankParams,
     answer_turns,
     interjecting,
@@ -320,9 +321,10 @@ class Searcher:
         fin = dict(zip(cand.tolist(), final.tolist(), strict=True))
         chosen = distinct(index, order, want, self.rank.show_chars)
         mask = index.term_mask(plan.ids)
+        shown = self._layout(index, chosen)[offset:]
         hits = []
-        for d, stop, floor, opening in self._layout(index, chosen)[offset:]:
-            p, spans = moment(index, d, mask, self.rank, stop, floor, opening)
+        for (d, stop, floor, opening), found in zip(shown, Matches.many(index, chosen[offset:], mask), strict=True):
+            p, spans = moment(index, d, mask, self.rank, stop, floor, opening, found)
             hits.append(make_hit(index, p, fin[d], spans))
         return hits
 
