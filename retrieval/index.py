@@ -217,31 +217,43 @@ class Index:
 
     def gather(self, name: str, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
         """Items ``starts[i] .. stops[i]-1`` of array ``name`` for every i, one after another."""
-        if name not in self._files:
-            lens = stops - starts
-            ends = np.cumsum(lens)
-            return self.a[name][np.repeat(starts - (ends - lens), lens) + np.arange(int(ends[-1]) if len(ends) else 0)]
-        fd, arr, pread = self._files[name], self.a[name], os.pread
-        size = arr.itemsize
+        return self.gather_many((name,), starts, stops)[0]
+
+    def gather_many(self, names: tuple[str, ...], starts: np.ndarray, stops: np.ndarray) -> list[np.ndarray]:
+        """``gather`` of several arrays of one length over the same ranges, planned once."""
         starts, stops = np.asarray(starts, np.int64), np.asarray(stops, np.int64)
+        lens = stops - starts
+        ends = np.cumsum(lens)
+        total = int(ends[-1]) if len(ends) else 0
+        if not all(n in self._files for n in names):
+            pick = np.repeat(starts - (ends - lens), lens) + np.arange(total)
+            return [self.a[n][pick] for n in names]
         if not len(starts):
-            return arr[:0]
+            return [self.a[n][:0] for n in names]
         # one read per run of ranges less than a few pages apart
         order = np.argsort(starts, kind="stable")
         lo, hi = starts[order], stops[order]
         reach = np.maximum.accumulate(hi)
-        first = np.flatnonzero(np.r_[True, lo[1:] > reach[:-1] + (8192 // size)])
-        b_lo, b_hi = lo[first], reach[np.r_[first[1:] - 1, len(lo) - 1]]
-        blob = b"".join([pread(fd, (e - s) * size, s * size)
-                         for s, e in zip(b_lo.tolist(), b_hi.tolist(), strict=True)])
-        flat = np.frombuffer(blob, arr.dtype)
-        at = np.empty(len(starts), np.int64)  # where each range begins in ``flat``
-        block = np.cumsum(np.r_[0, b_hi - b_lo])[:-1]
-        which = np.searchsorted(first, np.arange(len(lo)), side="right") - 1
+        apart = np.ones(len(lo), bool)
+        apart[1:] = lo[1:] > reach[:-1] + 1024
+        first = np.flatnonzero(apart)
+        last = np.empty(len(first), np.int64)
+        last[:-1], last[-1] = first[1:] - 1, len(lo) - 1
+        b_lo, b_hi = lo[first], reach[last]
+        block = np.zeros(len(first), np.int64)  # where each run begins in the joined reads
+        np.cumsum((b_hi - b_lo)[:-1], out=block[1:])
+        which = np.cumsum(apart) - 1
+        at = np.empty(len(starts), np.int64)  # where each range begins in the joined reads
         at[order] = block[which] + (lo - b_lo[which])
-        lens = stops - starts
-        ends = np.cumsum(lens)
-        return flat[np.repeat(at - (ends - lens), lens) + np.arange(int(ends[-1]))]
+        pick = np.repeat(at - (ends - lens), lens) + np.arange(total)
+        runs = list(zip(b_lo.tolist(), b_hi.tolist(), strict=True))
+        out = []
+        for name in names:
+            fd, arr = self._files[name], self.a[name]
+            size = arr.itemsize
+            blob = b"".join([os.pread(fd, (e - s) * size, s * size) for s, e in runs])
+            out.append(np.frombuffer(blob, arr.dtype)[pick])
+        return out
 
     def text_near(self, doc: int, lo: int, hi: int) -> SourceSpan | None:
         """A stretch of window ``doc``'s source text holding at least characters ``lo .. hi``

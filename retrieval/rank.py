@@ -418,14 +418,15 @@ class Matches:
         t0, t1 = ptr[at_doc], ptr[ends]
         lens = t1 - t0
         offs = np.cumsum(lens) - lens  # where each window run's tokens begin in the flat arrays
-        hit_at = np.flatnonzero(mask[index.gather("tok_ids", t0, t1)])
+        ids, steps, tok_len = index.gather_many(("tok_ids", "tok_step", "tok_len"), t0, t1)
+        hit_at = np.flatnonzero(mask[ids])
         hit = np.searchsorted(offs + lens, hit_at, side="right")
         win = np.searchsorted(ptr, t0[hit] + (hit_at - offs[hit]), side="right") - 1
         run = np.zeros(int(lens.sum()) + 1, np.int64)
-        np.cumsum(index.gather("tok_step", t0, t1), out=run[1:])
+        np.cumsum(steps, out=run[1:])
         # a token's start: the steps summed from its window's first token, plus the window's start
         begin = run[hit_at + 1] - run[offs[hit] + ptr[win] - t0[hit]] + cs[win]
-        end = begin + index.gather("tok_len", t0, t1)[hit_at]
+        end = begin + tok_len[hit_at]
         wl, bl, el = win.tolist(), begin.tolist(), end.tolist()
         cut = np.searchsorted(hit, np.arange(len(docs) + 1)).tolist()
         return [cls(index, d, mask, (e, cs[d:e].tolist(), list(zip(wl[i:j], bl[i:j], el[i:j], strict=True))))

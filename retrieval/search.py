@@ -320,12 +320,17 @@ class Searcher:
             return []
         fin = dict(zip(cand.tolist(), final.tolist(), strict=True))
         chosen = distinct(index, order, want, self.rank.show_chars)
+        return self._hits(index, plan, chosen, offset, fin)
+
+    def _hits(self, index: Index, plan: QueryPlan, chosen: list[int], offset: int, score: dict[int, float]
+              ) -> list[Hit]:
+        """The hits for the ``chosen`` windows from ``offset`` on: each one's moment and link."""
         mask = index.term_mask(plan.ids)
         shown = self._layout(index, chosen)[offset:]
         hits = []
         for (d, stop, floor, opening), found in zip(shown, Matches.many(index, chosen[offset:], mask), strict=True):
             p, spans = moment(index, d, mask, self.rank, stop, floor, opening, found)
-            hits.append(make_hit(index, p, fin[d], spans))
+            hits.append(make_hit(index, p, score[d], spans))
         return hits
 
     def _moments(self, index: Index, plan: QueryPlan, ranked: Ranked) -> tuple[np.ndarray, np.ndarray]:
