@@ -87,7 +87,9 @@ def events(index: Index, cand: np.ndarray, q: list[int], window: int) -> Events:
     flat = index.gather("tok_ids", starts, starts + lens)
     order = np.argsort(q)
     qs = np.asarray(q)[order]
-    where = np.flatnonzero(np.isin(flat, qs))
+    # a few terms: comparing with each is cheaper than np.isin's sort
+    hit = np.logical_or.reduce([flat == t for t in qs.tolist()]) if 0 < len(qs) <= 8 else np.isin(flat, qs)
+    where = np.flatnonzero(hit)
     doc = np.searchsorted(ends, where, side="right")
     stride = int(lens.max(initial=0)) + window + 4
     return Events(doc, order[np.searchsorted(qs, flat[where])], doc * stride + (where - firsts[doc]), stride)
@@ -178,13 +180,13 @@ def smooth(index: Index, cand: np.ndarray, final: np.ndarray, weight: float, int
     for step in (-1, 1):
         d = cand + step
         ok = (d >= 0) & (d < n)
-        d = np.clip(d, 0, n - 1)
+        d = np.minimum(np.maximum(d, 0), n - 1)
         ok &= src[d] == my_src
         best = np.where(ok, np.maximum(best, score_of(d)), best)
         if interjection > 0:
             far = d + step
             ok &= (spk[d] != my_spk) & (my_spk >= 0) & (far >= 0) & (far < n)
-            far = np.clip(far, 0, n - 1)
+            far = np.minimum(np.maximum(far, 0), n - 1)
             ok &= (src[far] == my_src) & (spk[far] == my_spk) & (ptr[d + 1] - ptr[d] <= interjection)
             best = np.where(ok, np.maximum(best, score_of(far)), best)
     return np.asarray(final, np.float64) + weight * best
@@ -265,7 +267,7 @@ def interjecting(index: Index, docs: np.ndarray, limit: int) -> np.ndarray:
     if limit <= 0 or not len(docs) or index.size < 3:
         return np.zeros(len(docs), bool)
     inner = (docs > 0) & (docs + 1 < index.size)
-    d = np.clip(docs, 1, index.size - 2)
+    d = np.minimum(np.maximum(docs, 1), index.size - 2)
     src, spk, ptr = np.asarray(a["p_src"]), np.asarray(a["p_speaker"]), np.asarray(a["tok_ptr"])
     return (inner & (spk[d] >= 0) & (spk[d - 1] >= 0) & (spk[d - 1] == spk[d + 1]) & (spk[d + 1] != spk[d])
             & (src[d - 1] == src[d]) & (src[d] == src[d + 1]) & (ptr[d + 1] - ptr[d] <= limit))
