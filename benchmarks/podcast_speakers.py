@@ -5,7 +5,7 @@ folder, runs ``quotebot search --json`` (lexical, own index folder) for a fixed 
 topics, and checks the first 50 hits against the files' own ``Name:`` labels, read here
 independently of quotebot's parser:
 
-- the hit's ``speaker`` is the person whose words open the quote;
+- the hit's ``speaker`` is the person whose words open the quote (named in full or by first name);
 - every word of the quote is that person's (a quote that runs on into the next turn is
   counted apart: the shown run-on text is the search side's);
 - no quote carries a ``Name:`` label in its text.
@@ -59,7 +59,8 @@ def labelled_text(path: Path) -> tuple[str, list[str | None]]:
     for cue in cues:
         body = " ".join(" ".join(cue).split())
         m = _LABEL.match(body)
-        if m and names.get(m[1], 0) >= 2:
+        # a label used twice, or a full name used once whose first name is such a label
+        if m and (names.get(m[1], 0) >= 2 or names.get(m[1].split()[0], 0) >= 2):
             speaker = m[1]
             body = body[m.end():]
         if not body:
@@ -117,7 +118,7 @@ def main() -> int:
                 continue
             span = owners[at: at + len(quote)]
             first = owners[at]
-            if r["speaker"] == first:
+            if r["speaker"] == first or (first and r["speaker"] and r["speaker"].split()[0] == first.split()[0]):
                 right += 1
             else:
                 wrong += 1

@@ -5,7 +5,8 @@ Many podcast transcripts mark a turn by starting it with the speaker's name and 
 unlabelled. A prefix counts as a label only when it looks like a name (1-4 words, each
 capitalised or a ``SPEAKER_nn`` tag), is not a common sentence opener, and the same name
 opens at least two turns in the file, so a one-off "Note: ..." is never taken for a
-speaker; once a file is labelled that way, other labels of the same form count too.
+speaker; once a file is labelled that way, other labels of the same form count too, and so
+does a full name whose first name labels turns (the turns of both then carry the full name).
 Labels are removed from the text; unlabelled utterances carry the last label
 forward; utterances before the first label have no speaker.
 """
@@ -53,7 +54,20 @@ def consistent_names(found: list[tuple[str, int] | None]) -> set[str]:
     if not repeated:
         return set()
     tagged = {n.startswith("SPEAKER") or " " not in n for n in repeated}
-    return {n for n in counts if n in repeated or (n.startswith("SPEAKER") or " " not in n) in tagged}
+    trusted = {n for n in counts if n in repeated or (n.startswith("SPEAKER") or " " not in n) in tagged}
+    # a full name used once, whose first name labels turns of its own ("Bekah Hawrot Weigel:"
+    # introducing the show, "Bekah:" after that)
+    first_names = {n for n in trusted if " " not in n and not n.startswith("SPEAKER")}
+    return trusted | {n for n in counts if " " in n and n.split()[0] in first_names}
+
+
+def full_names(names: set[str]) -> dict[str, str]:
+    """Each first name among ``names`` that exactly one full name of ``names`` begins with -> that full name."""
+    by_first: dict[str, set[str]] = {}
+    for n in names:
+        if " " in n:
+            by_first.setdefault(n.split()[0], set()).add(n)
+    return {first: next(iter(full)) for first, full in by_first.items() if len(full) == 1 and first in names}
 
 
 def apply_labels(utterances: list[Utterance]) -> tuple[list[Utterance], bool]:
@@ -66,6 +80,7 @@ def apply_labels(utterances: list[Utterance]) -> tuple[list[Utterance], bool]:
     names = consistent_names(found)
     if not names or any(u.speaker for u in utterances):
         return utterances, False
+    full = full_names(names)  # one person, one name: "Bekah" turns are Bekah Hawrot Weigel's
     out: list[Utterance] = []
     current: str | None = None
     for u, f in zip(utterances, found, strict=True):
@@ -76,7 +91,7 @@ def apply_labels(utterances: list[Utterance]) -> tuple[list[Utterance], bool]:
         for piece_speaker, piece in _split_inner(text, names, current):
             current = piece_speaker
             if piece:
-                out.append(replace(u, text=piece, speaker=current))
+                out.append(replace(u, text=piece, speaker=full.get(current, current) if current else None))
     return out, True
 
 

@@ -37,6 +37,17 @@ def test_srt_name_labels_become_speakers_carried_across_cues_and_leave_the_text(
     assert t.speakers == ("Ada", "Bo Lee")
 
 
+def test_a_full_name_that_opens_the_show_once_is_the_same_speaker_as_its_first_name_later():
+    cues = ["Ada Byron King: Hello and welcome to the show.", "Bo: Thanks Ada.", "Ada: So, Bo, tell us about it.",
+            "Bo: Sure, it started with a notebook.", "Ada: And then?", "Cy Young: Unrelated one-off."]
+    text = "\n".join(f"{i}\n00:00:0{i},000 --> 00:00:0{i},900\n{c}\n" for i, c in enumerate(cues, 1))
+    t = parse_text(text, "ep.srt", "ep")
+    assert [u.speaker for u in t.utterances][:5] == ["Ada Byron King", "Bo", "Ada Byron King", "Bo", "Ada Byron King"]
+    assert t.utterances[0].text == "Hello and welcome to the show."
+    # a full name whose first name labels nothing is no label: those words stay the speaker's
+    assert t.utterances[-1].speaker == "Ada Byron King" and t.utterances[-1].text == "Cy Young: Unrelated one-off."
+
+
 def test_a_single_colon_prefix_is_not_taken_for_a_speaker():
     t = parse_text("1\n00:00:01,000 --> 00:00:02,000\nWarning: hot coffee.\n\n"
                    "2\n00:00:02,000 --> 00:00:03,000\nDrink slowly.\n", "a.srt", "a")
