@@ -9,6 +9,7 @@ each other score; ``moment`` turns a chosen window into the quote shown and its 
 from __future__ import annotations
 
 import itertools
+import weakref
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -273,13 +274,70 @@ def interjecting(index: Index, docs: np.ndarray, limit: int) -> np.ndarray:
             & (src[d - 1] == src[d]) & (src[d] == src[d + 1]) & (ptr[d + 1] - ptr[d] <= limit))
 
 
+TURN_REACH = 64  # windows looked through for a turn's start or end
+
+
+class _Turns:
+    """Every window's turn bounds for one index and interjection limit, found in one pass.
+
+    Listeners' interjections are left out; the windows left form runs of one speaker in one
+    source, and a window's turn is its run, bounded as ``turn_end`` and ``turn_start`` bound it
+    (within ``TURN_REACH`` windows). Interjections themselves are not covered (``covered``).
+    """
+
+    def __init__(self, index: Index, interjection: int) -> None:
+        a, n = index.a, index.size
+        self.covered = ~interjecting(index, np.arange(n), interjection)
+        kept = np.flatnonzero(self.covered)
+        src, spk, cs = np.asarray(a["p_src"])[kept], np.asarray(a["p_speaker"])[kept], np.asarray(a["p_cstart"])
+        new_run = np.ones(len(kept), bool)
+        new_run[1:] = (src[1:] != src[:-1]) | (spk[1:] != spk[:-1])
+        run = np.cumsum(new_run) - 1
+        firsts = np.flatnonzero(new_run)  # position in ``kept`` of each run's first window
+        nxt = np.append(firsts[1:], len(kept))[run]  # the next run's first window, if any
+        small = np.int32 if not len(cs) or int(cs.max()) < 2**31 - 1 else np.int64  # half the memory
+        self.end = np.full(n, -1, small)  # -1: no end (None)
+        ok = nxt < len(kept)
+        j = kept[np.minimum(nxt, len(kept) - 1)]
+        ok &= (np.asarray(a["p_src"])[j] == src) & (j - kept < TURN_REACH)
+        self.end[kept[ok]] = cs[j[ok]]
+        # the previous run's last window, and the start of the window after it
+        prev = firsts[run] - 1
+        lo = np.maximum(0, kept - TURN_REACH)
+        j = kept[np.maximum(prev, 0)]
+        far = (prev < 0) | (j < lo)
+        self.start = np.zeros(n, small)
+        self.start[kept] = np.where(far, cs[lo], cs[np.minimum(j + 1, n - 1)])
+
+
+_TURNS: weakref.WeakKeyDictionary[Index, dict[int, _Turns]] = weakref.WeakKeyDictionary()
+
+
+def _turns(index: Index, interjection: int) -> _Turns:
+    per_limit = _TURNS.get(index)
+    if per_limit is None:
+        per_limit = _TURNS.setdefault(index, {})
+    turns = per_limit.get(interjection)
+    if turns is None:
+        turns = per_limit[interjection] = _Turns(index, interjection)
+    return turns
+
+
 def turn_end(index: Index, doc: int, interjection: int = 0) -> int | None:
     """Where the speaker of window ``doc`` stops talking: the start of the first later window
     in the same source with another speaker (None when speakers are unknown or never change).
 
     With ``interjection`` > 0, a listener's window that ``interjects`` does not end the turn."""
+    turns = _turns(index, interjection)
+    if turns.covered[doc]:
+        end = int(turns.end[doc])
+        return None if end < 0 else end
+    return _turn_end(index, doc, interjection)
+
+
+def _turn_end(index: Index, doc: int, interjection: int) -> int | None:
     a = index.a
-    hi = min(index.size, doc + 64)
+    hi = min(index.size, doc + TURN_REACH)
     if hi <= doc + 1:
         return None
     src, spk = a["p_src"][doc + 1 : hi], a["p_speaker"][doc + 1 : hi]
@@ -296,8 +354,15 @@ def turn_end(index: Index, doc: int, interjection: int = 0) -> int | None:
 def turn_start(index: Index, doc: int, interjection: int = 0) -> int:
     """Where the speaker of window ``doc`` started this turn (the earliest char a quote of it
     may show); a listener's window that ``interjects`` does not start a new turn."""
+    turns = _turns(index, interjection)
+    if turns.covered[doc]:
+        return int(turns.start[doc])
+    return _turn_start(index, doc, interjection)
+
+
+def _turn_start(index: Index, doc: int, interjection: int) -> int:
     a = index.a
-    lo = max(0, doc - 64)
+    lo = max(0, doc - TURN_REACH)
     src, spk = a["p_src"][lo:doc], a["p_speaker"][lo:doc]
     other = np.flatnonzero((src != a["p_src"][doc]) | (spk != a["p_speaker"][doc]))
     for j in other[::-1].tolist():
