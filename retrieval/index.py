@@ -339,7 +339,8 @@ class Index:
         starts = run[1:] - np.repeat(run[ptr[:-1] - t0], np.diff(ptr))  # the sum restarts in each window
         return starts, starts + self.read("tok_len", t0, t1)
 
-    def passage(self, doc: int) -> Passage:
+    def passage(self, doc: int, text: str | None = None) -> Passage:
+        """Window ``doc`` as a Passage; ``text``, when the caller has already read it, is its text."""
         a = self.a
         s, e = int(a["p_bstart"][doc]), int(a["p_bend"][doc])
         start = float(a["p_start"][doc])
@@ -350,7 +351,7 @@ class Index:
         return Passage(
             pid=doc,
             source_id=info.source_id,
-            text=bytes(self.read("src_text", s, e)).decode("utf-8"),
+            text=bytes(self.read("src_text", s, e)).decode("utf-8") if text is None else text,
             char_start=int(a["p_cstart"][doc]),
             char_end=int(a["p_cend"][doc]),
             start=start_s,

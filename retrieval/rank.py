@@ -558,16 +558,17 @@ def moment(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: i
 
 def _quote(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: int | None,
            floor: int, opening: int | None, found: Matches | None) -> tuple[Passage, tuple[tuple[int, int], ...]]:
-    p = index.passage(doc)
     found = found or Matches(index, doc, mask)
-    if params.show_chars <= len(p.text):
-        return p, found.spans(p)
+    begin, end = int(index.a["p_cstart"][doc]), int(index.a["p_cend"][doc])
     lead = max(0, params.lead_chars)
     # two characters before the earliest start (a sentence start is read from them), one past the last end
-    span = index.text_near(doc, p.char_start - lead - 2, p.char_start + params.show_chars + 1)
+    span = (index.text_near(doc, begin - lead - 2, begin + params.show_chars + 1)
+            if params.show_chars > end - begin else None)
     if span is None:
+        p = index.passage(doc)
         return p, found.spans(p)
     off = span.start
+    p = index.passage(doc, span.text[begin - off : end - off])
     turn: int | None = None
     lo = max(floor, p.char_start - lead)
     if (opening is None and not opens_sentence(index, doc)) or (opening is not None and opening < p.char_start):
@@ -578,11 +579,12 @@ def _quote(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: i
         at = _time_at(index, doc, start)
         p = replace(p, text=span.text[start - off : p.char_end - off], char_start=start,
                     start=at if at is not None else p.start)
-    spans = found.spans(p)
-    first = spans[0][0] if spans else 0
     shown = extend(index, p, params.show_chars, stop, doc, span, params.interjection)
     room = params.show_chars - len(shown.text)
-    if room <= 0 or first < len(p.text) // 2 or params.lead_chars <= 0:
+    if room <= 0 or params.lead_chars <= 0:
+        return shown, found.spans(shown)
+    spans = found.spans(p)
+    if (spans[0][0] if spans else 0) < len(p.text) // 2:
         return shown, (spans if shown is p else found.spans(shown))
     if turn is None:
         turn = turn_start(index, doc, params.interjection)
