@@ -278,49 +278,61 @@ TURN_REACH = 64  # windows looked through for a turn's start or end
 
 
 class _Turns:
-    """Every window's turn bounds for one index and interjection limit, found in one pass.
+    """The turn bounds of every window of one source, for one interjection limit, in one pass.
 
-    Listeners' interjections are left out; the windows left form runs of one speaker in one
-    source, and a window's turn is its run, bounded as ``turn_end`` and ``turn_start`` bound it
-    (within ``TURN_REACH`` windows). Interjections themselves are not covered (``covered``).
+    Listeners' interjections are left out; the windows left form runs of one speaker, and a
+    window's turn is its run, bounded as ``turn_end`` and ``turn_start`` bound it (within
+    ``TURN_REACH`` windows). Interjections themselves are not covered (``covered``).
     """
 
-    def __init__(self, index: Index, interjection: int) -> None:
-        a, n = index.a, index.size
-        self.covered = ~interjecting(index, np.arange(n), interjection)
-        kept = np.flatnonzero(self.covered)
-        src, spk, cs = np.asarray(a["p_src"])[kept], np.asarray(a["p_speaker"])[kept], np.asarray(a["p_cstart"])
+    def __init__(self, index: Index, interjection: int, docs: range) -> None:
+        a = index.a
+        d0, d1 = docs.start, docs.stop
+        self.first = d0
+        ids = np.arange(d0, d1)
+        self.covered = ~interjecting(index, ids, interjection)
+        kept = ids[self.covered]
+        spk = np.asarray(a["p_speaker"][d0:d1])[self.covered]
+        cs = np.asarray(a["p_cstart"][d0:d1])
+        small = np.int32 if not len(cs) or int(cs.max()) < 2**31 - 1 else np.int64
+        self.end = np.full(d1 - d0, -1, small)  # -1: no end (None)
+        self.start = np.zeros(d1 - d0, small)
+        if not len(kept):
+            return
         new_run = np.ones(len(kept), bool)
-        new_run[1:] = (src[1:] != src[:-1]) | (spk[1:] != spk[:-1])
+        new_run[1:] = spk[1:] != spk[:-1]
         run = np.cumsum(new_run) - 1
         firsts = np.flatnonzero(new_run)  # position in ``kept`` of each run's first window
         nxt = np.append(firsts[1:], len(kept))[run]  # the next run's first window, if any
-        small = np.int32 if not len(cs) or int(cs.max()) < 2**31 - 1 else np.int64  # half the memory
-        self.end = np.full(n, -1, small)  # -1: no end (None)
-        ok = nxt < len(kept)
         j = kept[np.minimum(nxt, len(kept) - 1)]
-        ok &= (np.asarray(a["p_src"])[j] == src) & (j - kept < TURN_REACH)
-        self.end[kept[ok]] = cs[j[ok]]
-        # the previous run's last window, and the start of the window after it
+        ok = (nxt < len(kept)) & (j - kept < TURN_REACH)
+        self.end[kept[ok] - d0] = cs[j[ok] - d0]
+        # the scan back stops after the previous run's last window, or after the previous
+        # source's last window when no earlier run is in this one; else at its reach
         prev = firsts[run] - 1
-        lo = np.maximum(0, kept - TURN_REACH)
-        j = kept[np.maximum(prev, 0)]
-        far = (prev < 0) | (j < lo)
-        self.start = np.zeros(n, small)
-        self.start[kept] = np.where(far, cs[lo], cs[np.minimum(j + 1, n - 1)])
+        reach = np.maximum(0, kept - TURN_REACH)
+        after = np.where(prev >= 0, kept[np.maximum(prev, 0)] + 1, d0)
+        at = np.where(after - 1 >= reach, after, reach)
+        self.start[kept - d0] = cs[np.maximum(at, d0) - d0]
 
 
-_TURNS: weakref.WeakKeyDictionary[Index, dict[int, _Turns]] = weakref.WeakKeyDictionary()
+_TURNS: weakref.WeakKeyDictionary[Index, dict[tuple[int, int], _Turns]] = weakref.WeakKeyDictionary()
 
 
-def _turns(index: Index, interjection: int) -> _Turns:
-    per_limit = _TURNS.get(index)
-    if per_limit is None:
-        per_limit = _TURNS.setdefault(index, {})
-    turns = per_limit.get(interjection)
+def _turns(index: Index, doc: int, interjection: int) -> tuple[_Turns, int] | None:
+    """The turn bounds of window ``doc``'s source (computed on first use) and its place there."""
+    sn = int(index.a["p_src"][doc])
+    if sn < 0:
+        return None
+    per_index = _TURNS.get(index)
+    if per_index is None:
+        per_index = _TURNS.setdefault(index, {})
+    turns = per_index.get((interjection, sn))
     if turns is None:
-        turns = per_limit[interjection] = _Turns(index, interjection)
-    return turns
+        turns = per_index[(interjection, sn)] = _Turns(index, interjection,
+                                                        index.source_docs(index.sources[sn].source_id))
+    at = doc - turns.first
+    return (turns, at) if 0 <= at < len(turns.covered) and turns.covered[at] else None
 
 
 def turn_end(index: Index, doc: int, interjection: int = 0) -> int | None:
@@ -328,11 +340,11 @@ def turn_end(index: Index, doc: int, interjection: int = 0) -> int | None:
     in the same source with another speaker (None when speakers are unknown or never change).
 
     With ``interjection`` > 0, a listener's window that ``interjects`` does not end the turn."""
-    turns = _turns(index, interjection)
-    if turns.covered[doc]:
-        end = int(turns.end[doc])
-        return None if end < 0 else end
-    return _turn_end(index, doc, interjection)
+    found = _turns(index, doc, interjection)
+    if found is None:
+        return _turn_end(index, doc, interjection)
+    end = int(found[0].end[found[1]])
+    return None if end < 0 else end
 
 
 def _turn_end(index: Index, doc: int, interjection: int) -> int | None:
@@ -354,10 +366,8 @@ def _turn_end(index: Index, doc: int, interjection: int) -> int | None:
 def turn_start(index: Index, doc: int, interjection: int = 0) -> int:
     """Where the speaker of window ``doc`` started this turn (the earliest char a quote of it
     may show); a listener's window that ``interjects`` does not start a new turn."""
-    turns = _turns(index, interjection)
-    if turns.covered[doc]:
-        return int(turns.start[doc])
-    return _turn_start(index, doc, interjection)
+    found = _turns(index, doc, interjection)
+    return _turn_start(index, doc, interjection) if found is None else int(found[0].start[found[1]])
 
 
 def _turn_start(index: Index, doc: int, interjection: int) -> int:
