@@ -222,6 +222,8 @@ class Index:
     def gather_many(self, names: tuple[str, ...], starts: np.ndarray, stops: np.ndarray) -> list[np.ndarray]:
         """``gather`` of several arrays of one length over the same ranges, planned once."""
         starts, stops = np.asarray(starts, np.int64), np.asarray(stops, np.int64)
+        if len(starts) == 1:
+            return [self.read(n, int(starts[0]), int(stops[0])) for n in names]
         lens = stops - starts
         ends = np.cumsum(lens)
         total = int(ends[-1]) if len(ends) else 0

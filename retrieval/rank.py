@@ -251,7 +251,9 @@ def ends_question(index: Index, doc: int) -> bool:
 
 def interjects(index: Index, w: int, limit: int) -> bool:
     """Whether window ``w`` is a named listener's interjection of at most ``limit`` tokens
-    ("Yeah.", "Mm-hmm."): another speaker's window with one speaker's windows on both sides."""
+    ("Yeah.", "Mm-hmm."): another speaker's window with one speaker's windows on both sides.
+    (``interjecting`` is the same test over many windows; this one is for single windows on
+    hot paths.)"""
     a = index.a
     if limit <= 0 or w <= 0 or w + 1 >= index.size:
         return False
@@ -262,7 +264,7 @@ def interjects(index: Index, w: int, limit: int) -> bool:
 
 
 def interjecting(index: Index, docs: np.ndarray, limit: int) -> np.ndarray:
-    """``interjects`` for many windows at once: a boolean per window of ``docs``."""
+    """``interjects`` for each window of ``docs``, in one pass."""
     a = index.a
     docs = np.asarray(docs, np.int64)
     if limit <= 0 or not len(docs) or index.size < 3:
@@ -461,25 +463,39 @@ def extend(index: Index, p: Passage, limit: int, stop: int | None = None, doc: i
     return replace(p, text=text[p.char_start - off : end - off], char_end=end) if end > p.char_end else p
 
 
+def _matching_tokens(index: Index, mask: np.ndarray, lo: np.ndarray, hi: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The query-term tokens (``mask``) of windows ``lo[i] .. hi[i]-1`` for every i, read in one
+    pass: for each token the range it came from, its window, and its source character span."""
+    ptr, cs = np.asarray(index.a["tok_ptr"]), np.asarray(index.a["p_cstart"])
+    t0, t1 = ptr[lo], ptr[hi]
+    lens = t1 - t0
+    offs = np.cumsum(lens) - lens  # where each range's tokens begin in the flat arrays
+    ids, steps, tok_len = index.gather_many(("tok_ids", "tok_step", "tok_len"), t0, t1)
+    at = np.flatnonzero(mask[ids])
+    if not len(at):
+        return at, at, at, at
+    rng = np.searchsorted(offs + lens, at, side="right") if len(lo) > 1 else np.zeros(len(at), np.int64)
+    win = np.searchsorted(ptr, t0[rng] + (at - offs[rng]), side="right") - 1
+    run = np.zeros(int(lens.sum()) + 1, np.int64)
+    np.cumsum(steps, out=run[1:])
+    # a token's start: the steps summed from its window's first token, plus the window's start
+    begin = run[at + 1] - run[offs[rng] + ptr[win] - t0[rng]] + cs[win]
+    return rng, win, begin, begin + tok_len[at]
+
+
 class Matches:
     """Query-term tokens (``mask``) of window ``doc`` and the windows around it, at source
     character offsets: read once, then cut to the highlight spans of any quote of the window."""
 
     AHEAD = 8  # windows read from ``doc`` on (within its source): a quote's text lies in them
 
-    def __init__(self, index: Index, doc: int, mask: np.ndarray,
-                 read: tuple[int, list[int], list[tuple[int, int, int]]] | None = None) -> None:
+    def __init__(self, index: Index, doc: int, mask: np.ndarray, end: int, starts: list[int],
+                 rows: list[tuple[int, int, int]]) -> None:
         self.index, self.doc, self.mask = index, doc, mask
-        self.lo = doc
-        if read is not None:  # from ``many``
-            self.end, self.starts, self.rows = read
-            return
-        src = index.a["p_src"][doc : min(index.size, doc + self.AHEAD)]
-        other = np.flatnonzero(src != src[0])
-        self.end = doc + (int(other[0]) if len(other) else len(src))  # the shown text's windows stop here
-        self.starts: list[int] = []
-        self.rows: list[tuple[int, int, int]] = []  # (window, start, end) of each matching token
-        self._read(doc, self.end)
+        self.lo, self.end = doc, end  # the windows read; the shown text's windows stop at ``end``
+        self.starts = starts  # their start characters
+        self.rows = rows  # (window, start, end) of each matching token
 
     @classmethod
     def many(cls, index: Index, docs: list[int], mask: np.ndarray) -> list[Matches]:
@@ -488,45 +504,21 @@ class Matches:
             return []
         a, n = index.a, index.size
         at_doc = np.asarray(docs, np.int64)
-        src, cs, ptr = a["p_src"], np.asarray(a["p_cstart"]), np.asarray(a["tok_ptr"])
+        src, cs = a["p_src"], np.asarray(a["p_cstart"])
         ahead = at_doc[:, None] + np.arange(cls.AHEAD)
         same = (ahead < n) & (src[np.minimum(ahead, n - 1)] == src[at_doc][:, None])
         ends = at_doc + np.cumprod(same, axis=1).sum(axis=1)
-        t0, t1 = ptr[at_doc], ptr[ends]
-        lens = t1 - t0
-        offs = np.cumsum(lens) - lens  # where each window run's tokens begin in the flat arrays
-        ids, steps, tok_len = index.gather_many(("tok_ids", "tok_step", "tok_len"), t0, t1)
-        hit_at = np.flatnonzero(mask[ids])
-        hit = np.searchsorted(offs + lens, hit_at, side="right")
-        win = np.searchsorted(ptr, t0[hit] + (hit_at - offs[hit]), side="right") - 1
-        run = np.zeros(int(lens.sum()) + 1, np.int64)
-        np.cumsum(steps, out=run[1:])
-        # a token's start: the steps summed from its window's first token, plus the window's start
-        begin = run[hit_at + 1] - run[offs[hit] + ptr[win] - t0[hit]] + cs[win]
-        end = begin + tok_len[hit_at]
+        hit, win, begin, end = _matching_tokens(index, mask, at_doc, ends)
         wl, bl, el = win.tolist(), begin.tolist(), end.tolist()
         cut = np.searchsorted(hit, np.arange(len(docs) + 1)).tolist()
-        return [cls(index, d, mask, (e, cs[d:e].tolist(), list(zip(wl[i:j], bl[i:j], el[i:j], strict=True))))
+        return [cls(index, d, mask, e, cs[d:e].tolist(), list(zip(wl[i:j], bl[i:j], el[i:j], strict=True)))
                 for d, e, i, j in zip(docs, ends.tolist(), cut[:-1], cut[1:], strict=True)]
 
     def _read(self, lo: int, hi: int) -> None:
-        a = self.index.a
-        starts = a["p_cstart"][lo:hi].tolist()
-        self.starts = starts + self.starts
-        ptr = np.asarray(a["tok_ptr"][lo : hi + 1])
-        t0 = int(ptr[0])
-        t1 = int(ptr[-1])
-        at = np.flatnonzero(self.mask[self.index.read("tok_ids", t0, t1)])
-        if not len(at):
-            return
-        win = np.searchsorted(ptr, at + t0, side="right") - 1
-        # a token's start: the steps summed from its window's first token, plus the window's start
-        run = np.zeros(t1 - t0 + 1, np.int64)
-        np.cumsum(self.index.read("tok_step", t0, t1), out=run[1:])
-        begin = run[at + 1] - run[ptr[win] - t0] + np.asarray(starts, np.int64)[win]
-        s = begin.tolist()
-        e = (begin + self.index.read("tok_len", t0, t1)[at]).tolist()
-        self.rows = list(zip((win + lo).tolist(), s, e, strict=True)) + self.rows
+        """Prepend the matching tokens of windows ``lo .. hi-1`` (just before those read so far)."""
+        self.starts = self.index.a["p_cstart"][lo:hi].tolist() + self.starts
+        _, win, begin, end = _matching_tokens(self.index, self.mask, np.array([lo]), np.array([hi]))
+        self.rows = list(zip(win.tolist(), begin.tolist(), end.tolist(), strict=True)) + self.rows
 
     def spans(self, p: Passage) -> tuple[tuple[int, int], ...]:
         """Spans of ``p.text`` (a quote of the window) holding query terms, from the token
@@ -568,7 +560,7 @@ def moment(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: i
 
 def _quote(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: int | None,
            floor: int, opening: int | None, found: Matches | None) -> tuple[Passage, tuple[tuple[int, int], ...]]:
-    found = found or Matches(index, doc, mask)
+    found = found or Matches.many(index, [doc], mask)[0]
     begin, end = int(index.a["p_cstart"][doc]), int(index.a["p_cend"][doc])
     lead = max(0, params.lead_chars)
     # two characters before the earliest start (a sentence start is read from them), one past the last end
@@ -579,12 +571,15 @@ def _quote(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: i
         return p, found.spans(p)
     off = span.start
     p = index.passage(doc, span.text[begin - off : end - off])
+    if opening is None:
+        opening = quote_opening(index, doc, params)
     turn: int | None = None
     lo = max(floor, p.char_start - lead)
-    if (opening is None and not opens_sentence(index, doc)) or (opening is not None and opening < p.char_start):
+    start = p.char_start
+    if opening < p.char_start:  # the window opens mid-sentence: open the quote where it does, within ``floor``
         turn = turn_start(index, doc, params.interjection)
         lo = max(lo, turn)
-    start = p.char_start if turn is None else _opening(index, doc, span, lo, lo in (turn, 0))
+        start = _opening(index, doc, span, lo, lo in (turn, 0))
     if start < p.char_start:
         at = _time_at(index, doc, start)
         p = replace(p, text=span.text[start - off : p.char_end - off], char_start=start,
@@ -613,7 +608,7 @@ def quote_opening(index: Index, doc: int, params: RankParams) -> int:
     sentence the window opens in (subtitle cues often end inside one), when that is at most
     ``lead_chars`` earlier and in the same turn; else the window's start."""
     start = int(index.a["p_cstart"][doc])
-    if opens_sentence(index, doc):
+    if opens_sentence(index, doc, params.interjection):
         return start
     span = index.text_near(doc, start - max(0, params.lead_chars) - 2, start + 1)
     if span is None:
@@ -623,15 +618,16 @@ def quote_opening(index: Index, doc: int, params: RankParams) -> int:
     return _opening(index, doc, span, lo, lo in (turn, 0))
 
 
-def opens_sentence(index: Index, doc: int) -> bool:
-    """Whether window ``doc`` opens a sentence: its source's or its speaker's first words, or
-    the words after a sentence end (read from the few bytes before it)."""
+def opens_sentence(index: Index, doc: int, interjection: int = 0) -> bool:
+    """Whether window ``doc`` opens a sentence: its source's first words, the first words of a
+    turn (after another speaker's window that is no ``interjection``), or the words after a
+    sentence end (read from the few bytes before it)."""
     a = index.a
     if doc == 0 or a["p_src"][doc - 1] != a["p_src"][doc]:
         return True
     b = int(a["p_bstart"][doc])
     if a["p_speaker"][doc - 1] != a["p_speaker"][doc] and int(a["p_bend"][doc - 1]) <= b \
-            and not interjects(index, doc - 1, 1 << 30):
+            and not interjects(index, doc - 1, interjection):
         return True
     tail = bytes(index.read("src_text", max(int(a["p_bstart"][doc - 1]), b - 16), b)).decode("utf-8", "ignore").rstrip()
     return not tail or tail[-1] in SENTENCE_ENDS

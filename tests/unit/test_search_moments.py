@@ -106,10 +106,16 @@ def _srt(cues: list[tuple[float, str]]) -> str:
     return "\n".join(f"{i}\n{stamp(t)} --> {stamp(t + 4)}\n{text}\n" for i, (t, text) in enumerate(cues, 1))
 
 
-def test_a_listeners_yeah_does_not_cut_the_quote_before_the_answer_and_shows_as_theirs(tmp_path):
+def _episode(tmp_path: Path, cues: list[tuple[float, str]]) -> Searcher:
+    """A searcher over one SRT episode made of ``cues`` (speakers as ``Name:`` text), no manifest."""
     folder = tmp_path / "pod"
     folder.mkdir()
-    (folder / "ep1.srt").write_text(_srt([
+    (folder / "ep1.srt").write_text(_srt(cues), encoding="utf-8")
+    return open_searcher(folder, None, tmp_path / "ix")
+
+
+def test_a_listeners_yeah_does_not_cut_the_quote_before_the_answer_and_shows_as_theirs(tmp_path):
+    s = _episode(tmp_path, [
         (0, "Dan: Welcome back. Today our guest tells us how he started programming as a kid."),
         (5, "Dan: So what got you into computers in the first place?"),
         (10, "Zoe: I remember using the turtle language on the school computer to make the little turtle-"),
@@ -118,8 +124,7 @@ def test_a_listeners_yeah_does_not_cut_the_quote_before_the_answer_and_shows_as_
              "could draw a whole garden of flowers."),
         (25, "Dan: That is a lovely story. Let us take a short break and come back to your first job."),
         (35, "Zoe: Sure, the first job was at a bank, writing reports for the accounting team every single week."),
-    ]), encoding="utf-8")
-    s = open_searcher(folder, None, tmp_path / "ix")
+    ])
     hits = s.search("what excited zoe when she used the turtle language", k=3)
     assert hits and hits[0].passage.speaker == "Zoe"
     quote = hits[0].text
@@ -133,17 +138,14 @@ def test_a_listeners_yeah_does_not_cut_the_quote_before_the_answer_and_shows_as_
 
 
 def test_a_quote_never_ends_on_a_listeners_interjection(tmp_path):
-    folder = tmp_path / "pod"
-    folder.mkdir()
     ramble = " ".join(["and then we kept rewriting the parser by hand"] * 16)  # one sentence, no room for it
-    (folder / "ep1.srt").write_text(_srt([
+    s = _episode(tmp_path, [
         (0, "Dan: Welcome back. Our guest today builds compilers for a living."),
         (5, "Zoe: My first compiler was for a tiny calculator language that I wrote in high school."),
         (10, "Dan: Yeah."),
         (12, f"Zoe: {ramble}."),
         (40, "Dan: Thanks Zoe, that is all the time we have today for this episode of the show."),
-    ]), encoding="utf-8")
-    s = open_searcher(folder, None, tmp_path / "ix")
+    ])
     hits = s.search("zoe first compiler calculator language", k=1)
     assert hits and hits[0].passage.speaker == "Zoe"
     assert hits[0].text == "My first compiler was for a tiny calculator language that I wrote in high school."
@@ -151,9 +153,7 @@ def test_a_quote_never_ends_on_a_listeners_interjection(tmp_path):
 
 
 def test_a_question_that_spans_windows_hands_over_to_the_named_persons_answer(tmp_path):
-    folder = tmp_path / "pod"
-    folder.mkdir()
-    (folder / "ep1.srt").write_text(_srt([
+    s = _episode(tmp_path, [
         (0, "Dan: Welcome back. Today Zoe tells us about her years in startups and her work at a bank."),
         (5, "Zoe: Thanks for having me, Dan."),
         (10, "Dan: You spent years at a bank, and you know, the reporting, the meetings, the long weeks. "
@@ -165,8 +165,7 @@ def test_a_question_that_spans_windows_hands_over_to_the_named_persons_answer(tm
              "I wanted to own the thing I was building."),
         (40, "Zoe: Later I also mentored people who were leaving big companies for small teams."),
         (50, "Dan: Our next guest founded two startups and sold one of them to a bank last spring."),
-    ]), encoding="utf-8")
-    s = open_searcher(folder, None, tmp_path / "ix")
+    ])
     asking = [d for d in range(s.index.size) if s.index.passage(d).speaker == "Dan" and "startup life"
               in s.index.passage(d).text]
     assert asking and not s.index.passage(asking[0]).text.rstrip().endswith("?")  # the question runs on
@@ -187,14 +186,11 @@ STORY = [  # each sentence runs over two subtitle cues
 
 
 def test_a_quote_opens_where_its_sentence_does_when_subtitle_cues_split_it(tmp_path):
-    folder = tmp_path / "pod"
-    folder.mkdir()
     cues = [(0.0, "Dan: Welcome back. Today Zoe tells us how her garden by the sea began.")]
     for i, (a, b) in enumerate(STORY):
         cues += [(5.0 + 8 * i, ("Zoe: " if i == 0 else "") + a), (9.0 + 8 * i, b)]
     cues.append((80.0, "Dan: Thank you Zoe, that was a lovely story about the garden."))
-    (folder / "ep1.srt").write_text(_srt(cues), encoding="utf-8")
-    s = open_searcher(folder, None, tmp_path / "ix")
+    s = _episode(tmp_path, cues)
     index = s.index
     text = index.source_text("ep1")
     mid = [d for d in range(index.size) if not text[: index.passage(d).char_start].rstrip().endswith((".", ":"))
@@ -212,17 +208,14 @@ def test_a_quote_opens_where_its_sentence_does_when_subtitle_cues_split_it(tmp_p
 
 
 def test_a_listeners_echo_is_no_result_of_its_own_but_shows_inside_the_speakers_quote(tmp_path):
-    folder = tmp_path / "pod"
-    folder.mkdir()
-    (folder / "ep1.srt").write_text(_srt([
+    s = _episode(tmp_path, [
         (0, "Dan: Welcome back. Jen has been a developer for six years and has thoughts on careers."),
         (5, "Jen: People call you senior after two years, but a career is thirty years long, and if you sprint "
             "the whole way you will"),
         (12, "Bekah: Burn out."),
         (13, "Jen: -hit a wall at some point, so I pace myself and take a real holiday every summer."),
         (20, "Dan: Let us talk about your first job at the bank and the reports you wrote there."),
-    ]), encoding="utf-8")
-    s = open_searcher(folder, None, tmp_path / "ix")
+    ])
     for query in ("burn out", "what did jen say about burning out"):
         hits = s.search(query, k=3)
         assert [h.passage.speaker for h in hits] == ["Jen"], query
