@@ -57,6 +57,9 @@ class RankParams:
     # A passage spoken by a person the question names ("what did Ann say about X") scores
     # (1 + speaker_w) times as much.
     speaker_w: float = 1.0
+    # A window of a transcript with speaker labels in which none of the people the question
+    # names ever speaks scores this share: their words are in the episodes they took part in.
+    absent_w: float = 0.5
 
 
 def top(scores: np.ndarray, depth: int) -> np.ndarray:

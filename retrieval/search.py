@@ -204,7 +204,7 @@ class Searcher:
         self._refresh = refresh
         self._lock = threading.Lock()
         self._quote_cache: tuple[Index, list[frozenset[str]]] | None = None
-        self._per_index: tuple[Index, FuzzyVocabulary, dict[str, frozenset[int]]] | None = None
+        self._per_index: _Lookups | None = None
 
     @property
     def index(self) -> Index:
@@ -250,7 +250,8 @@ class Searcher:
         """The question's content terms, stand-ins for unknown words, and the speakers it names."""
         if index is None or analyzer is None:
             index, analyzer = self._state
-        fuzzy, names = self._lookups(index)
+        found = self._lookups(index)
+        fuzzy, names = found.fuzzy, found.names
         named: set[int] = set()
         name_words: list[str] = []
         name_terms: set[str] = set()
@@ -288,11 +289,12 @@ class Searcher:
                          frozenset(named), tuple(dict.fromkeys(name_words)), tuple(dict.fromkeys(unknown)),
                          analyzer.is_keyword_query(query))
 
-    def _lookups(self, index: Index) -> tuple[FuzzyVocabulary, dict[str, frozenset[int]]]:
+    def _lookups(self, index: Index) -> _Lookups:
         cached = self._per_index
-        if cached is None or cached[0] is not index:
-            cached = self._per_index = (index, FuzzyVocabulary(index), speaker_words(index))
-        return cached[1], cached[2]
+        if cached is None or cached.index is not index:
+            cached = self._per_index = _Lookups(index, FuzzyVocabulary(index), speaker_words(index),
+                                                SpeakerSources.of(index))
+        return cached
 
     def search(self, query: str, k: int = 5, offset: int = 0) -> list[Hit]:
         """The ``k`` best distinct moments for ``query`` after skipping ``offset``; none when
@@ -344,6 +346,10 @@ class Searcher:
         if plan.speakers and r.speaker_w > 0:
             spoken = np.isin(np.asarray(index.a["p_speaker"])[cand], list(plan.speakers))
             final = final * np.where(spoken, 1.0 + r.speaker_w, 1.0)
+        if plan.speakers and r.absent_w < 1:
+            away = self._lookups(index).sources.without(plan.speakers)
+            if away:
+                final = final * np.where(np.isin(index.a["p_src"][cand], away), r.absent_w, 1.0)
         final = smooth(index, cand, final, r.neighbour_w, r.interjection)
         # a listener's "Burn out." is no moment of its own: its score goes to the window of the
         # speaker it interrupted, whose quote runs on across it and shows it as theirs
@@ -462,6 +468,40 @@ def distinct(index: Index, order: np.ndarray, want: int, shown: int) -> list[int
             break
         shown_by_source.setdefault(sn, []).append((s, max(e, s + shown)))
     return chosen
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerSources:
+    """Which transcripts each speaker takes part in, and which transcripts label speakers at all."""
+
+    by_speaker: dict[int, frozenset[int]]
+    labelled: frozenset[int]
+
+    @classmethod
+    def of(cls, index: Index) -> SpeakerSources:
+        """Read from the index's passages (one pass, kept per index)."""
+        spk = np.asarray(index.a["p_speaker"])
+        named = spk >= 0
+        if not named.any():
+            return cls({}, frozenset())
+        pairs = np.unique(np.stack([spk[named], np.asarray(index.a["p_src"])[named]]), axis=1)
+        by: dict[int, set[int]] = {}
+        for sp, src in pairs.T.tolist():
+            by.setdefault(sp, set()).add(src)
+        return cls({k: frozenset(v) for k, v in by.items()}, frozenset(pairs[1].tolist()))
+
+    def without(self, speakers: frozenset[int]) -> list[int]:
+        """The labelled transcripts in which none of ``speakers`` speaks."""
+        theirs = set().union(*(self.by_speaker.get(s, ()) for s in speakers))
+        return sorted(self.labelled - theirs)
+
+
+@dataclass(frozen=True, slots=True)
+class _Lookups:
+    index: Index
+    fuzzy: FuzzyVocabulary
+    names: dict[str, frozenset[int]]
+    sources: SpeakerSources
 
 
 def speaker_words(index: Index) -> dict[str, frozenset[int]]:

@@ -221,3 +221,25 @@ def test_a_listeners_echo_is_no_result_of_its_own_but_shows_inside_the_speakers_
         assert [h.passage.speaker for h in hits] == ["Jen"], query
         assert "you will [Bekah: Burn out.] -hit a wall" in hits[0].text
         assert hits[0].text.startswith("People call you senior")
+
+
+def test_a_speaker_question_prefers_the_episodes_that_person_took_part_in(tmp_path):
+    folder = tmp_path / "pod"
+    folder.mkdir()
+    (folder / "zoe.srt").write_text(_srt([
+        (0, "Dan: Welcome back. Today Zoe tells us about her path into tech."),
+        (5, "Dan: So what were you doing before you started programming?"),
+        (10, "Zoe: I was a teacher for six years, and the school needed someone to look after its website."),
+        (20, "Dan: Thanks Zoe, that is all the time we have for this episode."),
+    ]), encoding="utf-8")
+    (folder / "max.srt").write_text(_srt([
+        (0, "Dan: Our guest today is Max, who runs a bakery."),
+        (5, "Max: Before I started programming I baked bread, and programming felt like baking to me, "
+            "so I started programming the ovens."),
+        (15, "Dan: Thanks Max, that is all for this episode."),
+    ]), encoding="utf-8")
+    s = open_searcher(folder, None, tmp_path / "ix")
+    hits = s.search("what did zoe do before she started programming?", k=2)
+    assert hits and hits[0].passage.speaker == "Zoe" and "teacher for six years" in hits[0].text
+    # the other guest's words still answer the same question without a name
+    assert s.search("what did he do before he started programming?", k=1)[0].passage.speaker == "Max"
