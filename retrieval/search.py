@@ -292,8 +292,7 @@ class Searcher:
     def _lookups(self, index: Index) -> _Lookups:
         cached = self._per_index
         if cached is None or cached.index is not index:
-            cached = self._per_index = _Lookups(index, FuzzyVocabulary(index), speaker_words(index),
-                                                SpeakerSources.of(index))
+            cached = self._per_index = _Lookups(index, FuzzyVocabulary(index), speaker_words(index))
         return cached
 
     def search(self, query: str, k: int = 5, offset: int = 0) -> list[Hit]:
@@ -347,7 +346,7 @@ class Searcher:
             spoken = np.isin(np.asarray(index.a["p_speaker"])[cand], list(plan.speakers))
             final = final * np.where(spoken, 1.0 + r.speaker_w, 1.0)
         if plan.speakers and r.absent_w < 1:
-            away = self._lookups(index).sources.without(plan.speakers)
+            away = self._lookups(index).sources().without(plan.speakers)
             if away:
                 final = final * np.where(np.isin(index.a["p_src"][cand], away), r.absent_w, 1.0)
         final = smooth(index, cand, final, r.neighbour_w, r.interjection)
@@ -501,7 +500,13 @@ class _Lookups:
     index: Index
     fuzzy: FuzzyVocabulary
     names: dict[str, frozenset[int]]
-    sources: SpeakerSources
+    _sources: list[SpeakerSources] = field(default_factory=list)
+
+    def sources(self) -> SpeakerSources:
+        """Read on the first speaker question only: a pass over every passage."""
+        if not self._sources:
+            self._sources.append(SpeakerSources.of(self.index))
+        return self._sources[0]
 
 
 def speaker_words(index: Index) -> dict[str, frozenset[int]]:
