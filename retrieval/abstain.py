@@ -17,7 +17,8 @@ Three general signals, no per-question rules:
   words: names and specialist terms) is likely the question's topic. The question is asked again
   with that word swapped for each of ``SUBSTITUTES``, unrelated things; when the best moment is
   no closer to the real question than to the median of those, it is not about that topic ("what did he
-  say about the hyperloop" answered by a passage as close to "... about the saxophone").
+  say about the hyperloop" answered by a passage as close to "... about the saxophone"). A
+  mostly-Chinese passage read by the second model (``retrieval.cross_script``) is measured with it.
 
 Hybrid mode: a question whose topic gain is not positive gets nothing. Otherwise something
 answers when the best cosine of any candidate, calibrated to the null as (cos - null) /

