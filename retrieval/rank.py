@@ -41,6 +41,9 @@ class RankParams:
     # A shown quote runs on past its window to the end of the last sentence that fits
     # in this many characters, and never into the next speaker's turn.
     show_chars: int = 600
+    # ... except that a quote whose speaker's turn ends before it reaches this many characters
+    # ("No, I mean soma from Brave New World.") runs on into the reply, marked as the other's words.
+    reply_chars: int = 100
     # How far before its window a shown quote may start, so the sentences that match sit
     # inside it rather than at its very end.
     lead_chars: int = 240
@@ -386,11 +389,12 @@ def _turn_start(index: Index, doc: int, interjection: int) -> int:
     return int(a["p_cstart"][lo])
 
 
-def interjections(index: Index, doc: int, p: Passage,
-                  spans: tuple[tuple[int, int], ...]) -> tuple[Passage, tuple[tuple[int, int], ...]]:
+def interjections(index: Index, doc: int, p: Passage, spans: tuple[tuple[int, int], ...],
+                  reply: bool = False) -> tuple[Passage, tuple[tuple[int, int], ...]]:
     """``p`` (a quote of window ``doc``) with each other speaker's words inside it marked as
     theirs, "[Name: Yeah.]", so that a listener's interjection is not credited to ``doc``'s
-    speaker; the highlight ``spans`` move with the text."""
+    speaker; the highlight ``spans`` move with the text. The quote ends with its own speaker's
+    words unless it runs on into the ``reply`` to them."""
     a = index.a
     me_spk = int(a["p_speaker"][doc])
     if me_spk < 0:
@@ -408,8 +412,11 @@ def interjections(index: Index, doc: int, p: Passage,
         if spk != me_spk and spk >= 0:
             s = max(0, int(a["p_cstart"][w]) - p.char_start)
             e = min(len(p.text), int(a["p_cend"][w]) - p.char_start)
-            if s < e and (not marks or s >= marks[-1][1]):  # overlapping windows are marked once
-                marks.append((s, e, index.speakers[spk]))
+            who = index.speakers[spk]
+            if s < e and marks and s <= marks[-1][1] and marks[-1][2] == who:  # windows overlap
+                marks[-1] = (marks[-1][0], max(marks[-1][1], e), who)
+            elif s < e and (not marks or s >= marks[-1][1]):
+                marks.append((s, e, who))
     # a quote starts and ends with its own speaker's words
     if marks and not p.text[: marks[0][0]].strip():
         e = marks.pop(0)[1]
@@ -417,7 +424,7 @@ def interjections(index: Index, doc: int, p: Passage,
         p = replace(p, text=p.text[off:], char_start=p.char_start + off)
         spans = tuple((x - off, y - off) for x, y in spans if x >= off)
         marks = [(s - off, e - off, who) for s, e, who in marks]
-    if marks and not p.text[marks[-1][1]:].strip():
+    if marks and not reply and not p.text[marks[-1][1]:].strip():
         cut = len(p.text[: marks.pop()[0]].rstrip())
         p = replace(p, text=p.text[:cut], char_end=p.char_start + cut)
         spans = tuple((x, y) for x, y in spans if y <= cut)
@@ -558,7 +565,8 @@ def moment(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: i
     holds them (``Matches.many``).
     """
     quote, spans = _quote(index, doc, mask, params, stop, floor, opening, found)
-    return interjections(index, doc, quote, spans)
+    end = turn_end(index, doc, params.interjection) if quote.pid >= 0 else None
+    return interjections(index, doc, quote, spans, reply=end is not None and quote.char_end > end)
 
 
 def _quote(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: int | None,
@@ -588,6 +596,7 @@ def _quote(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: i
         p = replace(p, text=span.text[start - off : p.char_end - off], char_start=start,
                     start=at if at is not None else p.start)
     shown = extend(index, p, params.show_chars, stop, doc, span, params.interjection)
+    shown = _with_reply(index, doc, shown, params, stop, span)
     room = params.show_chars - len(shown.text)
     if room <= 0 or params.lead_chars <= 0:
         return shown, found.spans(shown)
@@ -604,6 +613,26 @@ def _quote(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: i
     quote = replace(shown, text=span.text[start - off : shown.char_end - off], char_start=start,
                     start=at if at is not None else shown.start)
     return quote, found.spans(quote)
+
+
+def _with_reply(index: Index, doc: int, shown: Passage, params: RankParams, stop: int | None,
+                span: SourceSpan) -> Passage:
+    """``shown`` run on into the next speaker's turn when its own speaker's turn ended it short
+    of ``reply_chars``: a one-line remark means little without what it was answered with."""
+    if len(shown.text) >= params.reply_chars or shown.pid < 0:
+        return shown
+    end = turn_end(index, doc, params.interjection)
+    if end is None or (stop is not None and stop <= end) or end >= span.start + len(span.text):
+        return shown
+    if any(c.isalnum() for c in span.text[shown.char_end - span.start : end - span.start]):
+        return shown  # something else than the turn's end cut it
+    a = index.a
+    reply, src = doc + 1, int(a["p_src"][doc])
+    while reply < index.size and int(a["p_src"][reply]) == src and int(a["p_cstart"][reply]) < end:
+        reply += 1
+    if reply >= index.size or int(a["p_src"][reply]) != src:
+        return shown
+    return extend(index, shown, params.show_chars, stop, reply, span, params.interjection)
 
 
 def quote_opening(index: Index, doc: int, params: RankParams) -> int:

@@ -152,6 +152,21 @@ def test_a_quote_never_ends_on_a_listeners_interjection(tmp_path):
     assert hits[0].passage.char_end - hits[0].passage.char_start == len(hits[0].text)
 
 
+def test_a_one_line_remark_is_shown_with_the_reply_it_got_marked_as_the_other_speakers(tmp_path):
+    reply = ["Right, the novel, not the muscle relaxant.", "In that book soma is a drug the state hands out,",
+             "and it keeps the whole population calm, content and docile.", "Nobody in the story ever has to feel sad,",
+             "which is exactly what makes it such a dark idea."]
+    s = _episode(tmp_path, [
+        (0, "Dan: Welcome back. Today we ask the assistant about books and about medicine."),
+        (5, "Zoe: No, I mean soma from Brave New World."),
+        *[(8 + 3 * i, f"Dan: {line}" if i == 0 else line) for i, line in enumerate(reply)],
+        (30, "Zoe: Anyway, let us get back to compilers and the parser I wrote for the calculator."),
+    ])
+    hits = s.search("soma brave new world", k=1)
+    assert hits and hits[0].passage.speaker == "Zoe"
+    assert hits[0].text == "No, I mean soma from Brave New World. [Dan: " + " ".join(reply) + "]"
+
+
 def test_a_question_that_spans_windows_hands_over_to_the_named_persons_answer(tmp_path):
     s = _episode(tmp_path, [
         (0, "Dan: Welcome back. Today Zoe tells us about her years in startups and her work at a bank."),
