@@ -389,12 +389,16 @@ def _turn_start(index: Index, doc: int, interjection: int) -> int:
     return int(a["p_cstart"][lo])
 
 
+UNNAMED = "another speaker"  # how a reply's words are marked when the transcript does not say whose they are
+
+
 def interjections(index: Index, doc: int, p: Passage, spans: tuple[tuple[int, int], ...],
-                  reply: bool = False) -> tuple[Passage, tuple[tuple[int, int], ...]]:
+                  reply_from: int | None = None) -> tuple[Passage, tuple[tuple[int, int], ...]]:
     """``p`` (a quote of window ``doc``) with each other speaker's words inside it marked as
     theirs, "[Name: Yeah.]", so that a listener's interjection is not credited to ``doc``'s
     speaker; the highlight ``spans`` move with the text. The quote ends with its own speaker's
-    words unless it runs on into the ``reply`` to them."""
+    words unless it runs on into the reply to them, the turn that begins at ``reply_from``
+    (whose words are marked as ``UNNAMED``'s when the transcript does not name its speaker)."""
     a = index.a
     me_spk = int(a["p_speaker"][doc])
     if me_spk < 0:
@@ -409,10 +413,11 @@ def interjections(index: Index, doc: int, p: Passage, spans: tuple[tuple[int, in
     marks: list[tuple[int, int, str]] = []  # (start, end, speaker) in p.text
     for w in range(lo, hi):
         spk = int(a["p_speaker"][w])
-        if spk != me_spk and spk >= 0:
+        unnamed = spk < 0 and reply_from is not None and int(a["p_cstart"][w]) >= reply_from
+        if spk != me_spk and (spk >= 0 or unnamed):
             s = max(0, int(a["p_cstart"][w]) - p.char_start)
             e = min(len(p.text), int(a["p_cend"][w]) - p.char_start)
-            who = index.speakers[spk]
+            who = index.speakers[spk] if spk >= 0 else UNNAMED
             if s < e and marks and s <= marks[-1][1] and marks[-1][2] == who:  # windows overlap
                 marks[-1] = (marks[-1][0], max(marks[-1][1], e), who)
             elif s < e and (not marks or s >= marks[-1][1]):
@@ -424,7 +429,7 @@ def interjections(index: Index, doc: int, p: Passage, spans: tuple[tuple[int, in
         p = replace(p, text=p.text[off:], char_start=p.char_start + off)
         spans = tuple((x - off, y - off) for x, y in spans if x >= off)
         marks = [(s - off, e - off, who) for s, e, who in marks]
-    if marks and not reply and not p.text[marks[-1][1]:].strip():
+    if marks and reply_from is None and not p.text[marks[-1][1]:].strip():
         cut = len(p.text[: marks.pop()[0]].rstrip())
         p = replace(p, text=p.text[:cut], char_end=p.char_start + cut)
         spans = tuple((x, y) for x, y in spans if y <= cut)
@@ -566,7 +571,7 @@ def moment(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: i
     """
     quote, spans = _quote(index, doc, mask, params, stop, floor, opening, found)
     end = turn_end(index, doc, params.interjection) if quote.pid >= 0 else None
-    return interjections(index, doc, quote, spans, reply=end is not None and quote.char_end > end)
+    return interjections(index, doc, quote, spans, end if end is not None and quote.char_end > end else None)
 
 
 def _quote(index: Index, doc: int, mask: np.ndarray, params: RankParams, stop: int | None,

@@ -167,6 +167,24 @@ def test_a_one_line_remark_is_shown_with_the_reply_it_got_marked_as_the_other_sp
     assert hits[0].text == "No, I mean soma from Brave New World. [Dan: " + " ".join(reply) + "]"
 
 
+def test_a_reply_whose_speaker_the_transcript_does_not_name_is_not_credited_to_the_remarks_speaker(tmp_path):
+    folder = tmp_path / "talks"
+    folder.mkdir()
+    reply = ("oops, i'm really sorry, i was thinking of the muscle relaxant. in the novel soma is a drug "
+             "that keeps the whole population calm and content.")
+    (folder / "talk.txt").write_text(
+        "- [host] welcome back, today we ask the assistant about books and about medicine.\n"
+        f"- [guest] no, i mean soma from brave new world.\n- {reply}\n"
+        "- [guest] anyway, let us get back to compilers and the parser i wrote for the calculator.\n",
+        encoding="utf-8")
+    (folder / "corpus.toml").write_text('[[source]]\nfile = "talk.txt"\nid = "talk"\ntitle = "Talk"\n\n'
+                                        '[source.speaker_tags]\nhost = "Host"\nguest = "Guest"\n', encoding="utf-8")
+    s = open_searcher(folder, folder / "corpus.toml", tmp_path / "ix")
+    hits = s.search("soma brave new world", k=1)
+    assert hits and hits[0].passage.speaker == "Guest"
+    assert hits[0].text == f"no, i mean soma from brave new world. - [another speaker: {reply}]"
+
+
 def test_a_question_that_spans_windows_hands_over_to_the_named_persons_answer(tmp_path):
     s = _episode(tmp_path, [
         (0, "Dan: Welcome back. Today Zoe tells us about her years in startups and her work at a bank."),
