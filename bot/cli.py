@@ -185,6 +185,8 @@ class _IndexProgress:
 
 
 def _search(settings: Settings, args) -> int:
+    from retrieval.rank import clip_quote
+
     searcher = _searcher(settings)
     k = args.top_k
     queries = [" ".join(clean_arg(a) for a in args.query)] if args.query else stdin_lines(sys.stdin.buffer)
@@ -193,7 +195,7 @@ def _search(settings: Settings, args) -> int:
         if args.json:
             results = [
                 {
-                    "text": h.text[:QUOTE_CHARS],
+                    "text": clip_quote(h.text, QUOTE_CHARS),
                     "source_id": h.source.source_id,
                     "title": h.source.title,
                     "speaker": h.passage.speaker,

@@ -389,6 +389,21 @@ def _turn_start(index: Index, doc: int, interjection: int) -> int:
     return int(a["p_cstart"][lo])
 
 
+def clip_quote(text: str, limit: int) -> str:
+    """``text`` (a shown quote) in at most ``limit`` characters: cut after a whole word, and a
+    speaker's mark ("[Dan: ...") that the cut leaves open closed again."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    cut = cut[: cut.rfind(" ")].rstrip() if " " in cut.strip() else cut
+    opened = cut.rfind("[")
+    if opened <= cut.rfind("]"):
+        return cut
+    if cut.endswith(":"):  # nothing of the mark's words is left: leave the mark out
+        return cut[:opened].rstrip()
+    return cut + "]"
+
+
 UNNAMED = "another speaker"  # how a reply's words are marked when the transcript does not say whose they are
 
 

@@ -276,3 +276,14 @@ def test_a_speaker_question_prefers_the_episodes_that_person_took_part_in(tmp_pa
     assert hits and hits[0].passage.speaker == "Zoe" and "teacher for six years" in hits[0].text
     # the other guest's words still answer the same question without a name
     assert s.search("what did he do before he started programming?", k=1)[0].passage.speaker == "Max"
+
+
+def test_a_clipped_quote_ends_after_a_whole_word_and_closes_the_mark_it_cut():
+    from retrieval.rank import clip_quote
+
+    quote = "No, I mean soma from Brave New World. [Dan: Right, the novel, not the muscle relaxant.]"
+    assert clip_quote(quote, 200) == quote
+    assert clip_quote(quote, 60) == "No, I mean soma from Brave New World. [Dan: Right, the]"
+    assert clip_quote(quote, 30) == "No, I mean soma from Brave"
+    assert clip_quote(quote, 45) == "No, I mean soma from Brave New World."  # the mark's name alone is left out
+    assert all(len(clip_quote(quote, n)) <= n for n in range(5, len(quote)))
