@@ -639,8 +639,8 @@ def _with_reply(index: Index, doc: int, shown: Passage, params: RankParams, stop
                 span: SourceSpan) -> Passage:
     """``shown`` run on into the next speaker's turn when its own speaker's turn ended it short
     of ``reply_chars``: a one-line remark means little without what it was answered with."""
-    if len(shown.text) >= params.reply_chars or shown.pid < 0:
-        return shown
+    if len(shown.text) >= params.reply_chars or shown.pid < 0 or int(index.a["p_speaker"][doc]) < 0:
+        return shown  # (an unnamed remark's reply could not be told apart from it)
     end = turn_end(index, doc, params.interjection)
     if end is None or (stop is not None and stop <= end) or end >= span.start + len(span.text):
         return shown

@@ -185,6 +185,21 @@ def test_a_reply_whose_speaker_the_transcript_does_not_name_is_not_credited_to_t
     assert hits[0].text == f"no, i mean soma from brave new world. - [another speaker: {reply}]"
 
 
+def test_a_remark_the_transcript_names_no_speaker_for_is_shown_alone(tmp_path):
+    folder = tmp_path / "talks"
+    folder.mkdir()
+    (folder / "talk.txt").write_text(
+        "- [host] welcome back, today we ask the assistant about books and about medicine.\n"
+        "- no, i mean soma from brave new world.\n"
+        "- [guest] right, the novel. in that book soma is a drug that keeps the whole population calm.\n",
+        encoding="utf-8")
+    (folder / "corpus.toml").write_text('[[source]]\nfile = "talk.txt"\nid = "talk"\ntitle = "Talk"\n\n'
+                                        '[source.speaker_tags]\nhost = "Host"\nguest = "Guest"\n', encoding="utf-8")
+    hits = open_searcher(folder, folder / "corpus.toml", tmp_path / "ix").search("soma brave new world", k=1)
+    # with the reply, nothing would tell whose words are whose
+    assert hits[0].passage.speaker is None and hits[0].text == "no, i mean soma from brave new world."
+
+
 def test_a_question_that_spans_windows_hands_over_to_the_named_persons_answer(tmp_path):
     s = _episode(tmp_path, [
         (0, "Dan: Welcome back. Today Zoe tells us about her years in startups and her work at a bank."),
