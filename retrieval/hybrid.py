@@ -725,8 +725,8 @@ class HybridRanker:
             return None
         asked = [text] + [pat.sub(sub, text) for pat in found for sub in SUBSTITUTES]
         cross = self.cross_for(index)
-        inside, row = cross.locate(np.asarray([doc])) if cross is not None else (None, None)
-        if cross is not None and inside[0]:  # a passage the main model cannot read: ask the model that read it
+        inside, row = cross.locate(np.asarray([doc])) if cross is not None else (np.zeros(1, bool), None)
+        if inside[0]:  # a passage the main model cannot read: ask the model that read it
             with self._blas_limit():
                 scores = self.cross().embed_queries(asked) @ np.asarray(cross.vecs[int(row[0])], np.float32)
             null = cross.null[mostly_cjk(plan.text)]
