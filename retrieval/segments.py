@@ -18,6 +18,7 @@ import logging
 import math
 import multiprocessing as mp
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -199,6 +200,10 @@ _forked_jobs: list = []
 
 
 def _start_worker(analyzer: Analyzer) -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the build (it cancels the jobs not
+    # begun and waits for the few under way); a worker killed by it would print a traceback and
+    # break the pool while the parent is shutting it down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker["analyzer"] = analyzer
     _worker["table"] = TermTable()
     _worker["sent"] = 0  # terms of the worker's table already shipped to the parent
