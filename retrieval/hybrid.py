@@ -48,10 +48,10 @@ from retrieval.analyze import Analyzer
 from retrieval.cross_script import (
     CROSS_MODEL,
     CrossVectors,
-    cjk_passages,
     compute_cross,
     cross_folder,
     load_cross,
+    mixed_passages,
     save_cross,
 )
 from retrieval.index import Index
@@ -88,9 +88,11 @@ class HybridParams:
     unit_share: float = 0.5  # passage semantic score = share * best unit + (1 - share) * whole passage
     depth: int = 50  # candidates taken from each stage
     sem_weight: float = 0.85  # final = (1 - w) * scaled lexical + w * cosine
-    # w for a mostly Chinese query: the CJK bigram index is surer evidence than the embedding,
-    # with an English model (which reads Chinese a little) and a multilingual one alike
-    # (multilingual-e5 alone put Chinese dev questions' answers at rank 1 one time in three).
+    # w for a mostly Chinese query read by the main model: the CJK bigram index is surer evidence
+    # than the embedding, with an English model (which reads Chinese a little) and a multilingual
+    # one alike (multilingual-e5 alone put Chinese dev questions' answers at rank 1 one time in
+    # three). When the second model reads it (``retrieval.cross_script``), ``sem_weight`` applies:
+    # an answer in English shares no bigram with the question.
     cjk_sem_weight: float = 0.5
     # w for a keyword search (content words only, no question around them): the words typed
     # are what is wanted, so a passage holding them outweighs one that is merely about the same.
@@ -528,7 +530,8 @@ class HybridRanker:
 
     def describe(self) -> str:
         cross = self._cross[1] if self._cross is not None else None
-        also = f"; {self.cross().info.name} for {len(cross.docs)} mostly-Chinese passages" if cross is not None else ""
+        also = (f"; {self.cross().info.name} for Chinese questions and {int(cross.cjk.sum())} mostly-Chinese passages"
+                if cross is not None else "")
         return f"hybrid (BM25 + {self.embedder.info.name}, {self.embedder.dim}-d{also})"
 
     def forget(self) -> None:
@@ -609,9 +612,9 @@ class HybridRanker:
         return cjk, nulls
 
     def cross_for(self, index: Index) -> CrossVectors | None:
-        """The multilingual model's vectors of the mostly-Chinese passages of ``index`` (loaded from its
-        build folder, else computed and saved there); None when the main model aligns the scripts
-        itself, the index does not mix them, or no multilingual model is installed."""
+        """The multilingual model's vectors of the passages of ``index`` (loaded from its build
+        folder, else computed and saved there); None when the main model aligns the scripts itself,
+        the index does not mix them, or no multilingual model is installed."""
         cached = self._cross
         if cached is not None and cached[0] is index:
             return cached[1]
@@ -621,7 +624,7 @@ class HybridRanker:
                 return cached[1]
             docs = np.zeros(0, np.int64)
             if self.cross is not None and self.params.cross_script and not self.embedder.cross_lingual:
-                docs = cjk_passages(index)
+                docs, cjk, chinese = mixed_passages(index)
             model = self.cross() if len(docs) else None
             vectors = None
             if model is not None:
@@ -631,7 +634,7 @@ class HybridRanker:
                     with self._blas_limit():
                         before = self._cross_before
                         known = before[1].by_text(before[0]) if before is not None else None
-                        vectors = compute_cross(index, model, docs, known)
+                        vectors = compute_cross(index, model, docs, cjk, chinese, known)
                     if folder is not None:
                         try:
                             save_cross(vectors, folder, index)
@@ -668,9 +671,11 @@ class HybridRanker:
         cjk, nulls = self.scripts_for(index)
         q_cjk = mostly_cjk(plan.text)
         cross = self.cross_for(index)
-        if cross is not None:  # the passages of the other script the multilingual model finds nearest
-            xcos = cross.vecs @ self.cross().embed_query(text)
-            sem_top = np.union1d(sem_top, cross.docs[np.argsort(-xcos, kind="stable")[: p.cross_depth]])
+        if cross is not None:  # the passages the multilingual model scores for this question, nearest first
+            xsem = cross.scores(self.cross().embed_query(text), q_cjk)
+            rows = np.flatnonzero(cross.reads(q_cjk))
+            rows = rows[np.argsort(-xsem[rows], kind="stable")[: p.depth if q_cjk else p.cross_depth]]
+            sem_top = np.union1d(sem_top, cross.docs[rows])
         if nulls:
             other = np.flatnonzero(cjk != q_cjk)
             near = other[np.argsort(-cosine[other], kind="stable")[: p.cross_depth]]
@@ -681,7 +686,9 @@ class HybridRanker:
         idf = index.a["idf"]
         scale = p.lex_scale * sum(float(idf[t]) * plan.weights.get(t, 1.0) for t in set(ids))
         lex_n = np.minimum(1.0, lex / scale) if scale > 0 else np.zeros(len(cand))
-        w = p.cjk_sem_weight if q_cjk else p.keyword_sem_weight if plan.keywords else p.sem_weight
+        # a Chinese question leans on its bigrams unless the multilingual model read it
+        w = ((p.cjk_sem_weight if cross is None else p.sem_weight) if q_cjk
+             else p.keyword_sem_weight if plan.keywords else p.sem_weight)
         cos = cosine[cand].astype(np.float64)
         measured = cosine if semantic.has is None else cosine[semantic.has]
         stats = {"mean": float(measured.mean()) if len(measured) else 0.0,
@@ -691,11 +698,12 @@ class HybridRanker:
             null = np.where(cjk[cand], nulls[(q_cjk, True)], nulls[(q_cjk, False)])
         sem = (cos - null) / np.maximum(1e-6, 1.0 - null)
         if cross is not None:
-            inside, row = cross.locate(cand)
-            xsem = cross.calibrated(xcos[row], q_cjk)
-            # they rank by it, but whether anything answers stays the main model's call (``cos``):
-            # any passage on the corpus's subject clears the multilingual model's probe null
-            sem = np.where(inside, xsem, sem)
+            inside, row = cross.locate(cand, q_cjk)
+            sem = np.where(inside, xsem[row], sem)
+            if q_cjk:  # the main model cannot read the question: its evidence is this model's too
+                cos = np.where(inside, stats["null"] + xsem[row] * (1.0 - stats["null"]), cos)
+            # for an English question they rank by it, but whether anything answers stays the main
+            # model's call (``cos``): any passage on the corpus's subject clears this model's null
         fused = (1.0 - w) * lex_n + w * sem
         if semantic.has is not None:
             # no vector yet: the lexical score alone, and no cosine evidence (as unrelated questions get)
@@ -725,11 +733,12 @@ class HybridRanker:
             return None
         asked = [text] + [pat.sub(sub, text) for pat in found for sub in SUBSTITUTES]
         cross = self.cross_for(index)
-        inside, row = cross.locate(np.asarray([doc])) if cross is not None else (np.zeros(1, bool), None)
-        if inside[0]:  # a passage the main model cannot read: ask the model that read it
+        q_cjk = mostly_cjk(plan.text)
+        inside, row = cross.locate(np.asarray([doc]), q_cjk) if cross is not None else (np.zeros(1, bool), None)
+        if inside[0]:  # a passage or question the main model cannot read: ask the model that read it
             with self._blas_limit():
                 scores = self.cross().embed_queries(asked) @ np.asarray(cross.vecs[int(row[0])], np.float32)
-            null = cross.null[mostly_cjk(plan.text)]
+            null = cross.null[(q_cjk, bool(cross.cjk[int(row[0])]))]
         else:
             semantic = self.semantic_for(index)
             if not semantic.covers(np.asarray([doc])):

@@ -100,3 +100,14 @@ def test_a_turn_runs_on_past_a_listeners_short_interjection_in_both_directions()
     assert turn_start(index, after, interjection=5) == cs[0]
     # Bob's longer turn is a turn of its own
     assert turn_end(index, after, interjection=5) == cs[bob_turn]
+
+
+def test_a_chinese_question_is_not_answered_by_its_function_words_alone():
+    talk = Transcript("zh", "zh.srt", [
+        Utterance("他们那么早就到了，我们一起吃的早饭。", 0.0, 5.0),
+        Utterance("火箭发动机燃烧甲烷和液氧。", 5.0, 9.0),
+    ], title="zh", timing="exact")
+    s = Searcher(_index(talk), Analyzer())
+    # "how did they get enough power for the cluster so fast?": only 他们 / 那么 / 的电 are shared
+    assert s.search("他们怎么那么快就弄到足够的电力？", k=3) == []
+    assert "甲烷" in s.search("火箭发动机烧什么燃料？", k=1)[0].text
