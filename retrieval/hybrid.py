@@ -91,8 +91,8 @@ class HybridParams:
     # w for a mostly Chinese query read by the main model: the CJK bigram index is surer evidence
     # than the embedding, with an English model (which reads Chinese a little) and a multilingual
     # one alike (multilingual-e5 alone put Chinese dev questions' answers at rank 1 one time in
-    # three). When the second model reads it (``retrieval.cross_script``), ``sem_weight`` applies:
-    # an answer in English shares no bigram with the question.
+    # three). Once the second model has read every passage (``retrieval.cross_script``),
+    # ``sem_weight`` applies: an answer in English shares no bigram with the question.
     cjk_sem_weight: float = 0.5
     # w for a keyword search (content words only, no question around them): the words typed
     # are what is wanted, so a passage holding them outweighs one that is merely about the same.
@@ -506,14 +506,18 @@ class HybridRanker:
     """Candidates from BM25 and from sentence embeddings, pooled; final = (1 - w) * scaled lexical + w * cosine.
 
     Holds the embedder and the vectors of the index it last saw (loaded from the build
-    folder, else computed and saved there).
+    folder, else computed and saved there). With ``background`` (a serving bot), the second
+    model's reading of the passages of the majority script goes on in a background thread
+    (``cross_for``); without it, it is done before the first answer.
     """
 
     mode = "hybrid"
 
     def __init__(self, embedder: Embedder, params: HybridParams | None = None, rank: RankParams | None = None,
-                 reranker: Reranker | None = None, cross: Callable[[], Embedder | None] | None = None) -> None:
+                 reranker: Reranker | None = None, cross: Callable[[], Embedder | None] | None = None,
+                 background: bool = True) -> None:
         self.embedder = embedder
+        self.background = background
         self.cross = cross  # loads the multilingual model for passages in a script ``embedder`` cannot read
         self.reranker = reranker
         self.rank_params = rank or RankParams()
@@ -614,7 +618,11 @@ class HybridRanker:
     def cross_for(self, index: Index) -> CrossVectors | None:
         """The multilingual model's vectors of the passages of ``index`` (loaded from its build
         folder, else computed and saved there); None when the main model aligns the scripts itself,
-        the index does not mix them, or no multilingual model is installed."""
+        the index does not mix them, or no multilingual model is installed.
+
+        Until every passage has been read (in a background thread: they are the majority), the
+        vectors of those holding Chinese stand in (``CrossVectors.whole`` is False).
+        """
         cached = self._cross
         if cached is not None and cached[0] is index:
             return cached[1]
@@ -630,18 +638,40 @@ class HybridRanker:
             if model is not None:
                 folder = cross_folder(index.folder, model) if index.folder else None
                 vectors = load_cross(folder, index) if folder else None
+                before = self._cross_before
+                known = before[1].by_text(before[0]) if before is not None and vectors is None else {}
                 if vectors is None:
-                    with self._blas_limit():
-                        before = self._cross_before
-                        known = before[1].by_text(before[0]) if before is not None else None
-                        vectors = compute_cross(index, model, docs, cjk, chinese, known)
-                    if folder is not None:
-                        try:
-                            save_cross(vectors, folder, index)
-                        except OSError as e:
-                            log.warning("cross-script vectors not saved beside the index (%s); kept in memory", e)
+                    first = cross_folder(index.folder, model, whole=False) if index.folder else None
+                    vectors = load_cross(first, index) if first else None
+                    if vectors is None:
+                        holding = cjk | chinese if self.background else np.ones(len(docs), bool)
+                        whole = bool(holding.all())
+                        with self._blas_limit():
+                            vectors = compute_cross(index, model, docs[holding], cjk[holding], chinese[holding],
+                                                    known, whole)
+                        _keep_cross(vectors, folder if whole else first, index)
+                if not vectors.whole:
+                    known.update(vectors.by_text(index))
+                    if self.background:
+                        threading.Thread(target=self._read_the_rest, args=(index, model, docs, cjk, chinese, known),
+                                         name="quotebot-cross-script", daemon=True).start()
+                    else:
+                        vectors = _read_all(index, model, docs, cjk, chinese, known)
             self._cross, self._cross_before = (index, vectors), None
             return vectors
+
+    def _read_the_rest(self, index: Index, model: Embedder, docs: np.ndarray, cjk: np.ndarray,
+                       chinese: np.ndarray, known: dict[str, np.ndarray]) -> None:
+        """``_read_all`` in a background thread; its vectors are served if ``index`` is still the
+        one searched."""
+        try:
+            vectors = _read_all(index, model, docs, cjk, chinese, known)
+        except Exception:  # the Chinese passages' vectors keep serving
+            log.exception("cross-script vectors of the English passages not computed")
+            return
+        with self._cross_lock:
+            if self._cross is not None and self._cross[0] is index:
+                self._cross = (index, vectors)
 
     def rank(self, index: Index, plan: QueryPlan, depth: int) -> Ranked:
         """BM25 and semantic top candidates, pooled and fused."""
@@ -674,7 +704,7 @@ class HybridRanker:
         if cross is not None:  # the passages the multilingual model scores for this question, nearest first
             xsem = cross.scores(self.cross().embed_query(text), q_cjk)
             rows = np.flatnonzero(cross.reads(q_cjk))
-            rows = rows[np.argsort(-xsem[rows], kind="stable")[: p.depth if q_cjk else p.cross_depth]]
+            rows = rows[np.argsort(-xsem[rows], kind="stable")[: p.depth if q_cjk and cross.whole else p.cross_depth]]
             sem_top = np.union1d(sem_top, cross.docs[rows])
         if nulls:
             other = np.flatnonzero(cjk != q_cjk)
@@ -686,8 +716,8 @@ class HybridRanker:
         idf = index.a["idf"]
         scale = p.lex_scale * sum(float(idf[t]) * plan.weights.get(t, 1.0) for t in set(ids))
         lex_n = np.minimum(1.0, lex / scale) if scale > 0 else np.zeros(len(cand))
-        # a Chinese question leans on its bigrams unless the multilingual model read it
-        w = ((p.cjk_sem_weight if cross is None else p.sem_weight) if q_cjk
+        # a Chinese question leans on its bigrams until the multilingual model has read every passage
+        w = ((p.sem_weight if cross is not None and cross.whole else p.cjk_sem_weight) if q_cjk
              else p.keyword_sem_weight if plan.keywords else p.sem_weight)
         cos = cosine[cand].astype(np.float64)
         measured = cosine if semantic.has is None else cosine[semantic.has]
@@ -700,7 +730,7 @@ class HybridRanker:
         if cross is not None:
             inside, row = cross.locate(cand, q_cjk)
             sem = np.where(inside, xsem[row], sem)
-            if q_cjk:  # the main model cannot read the question: its evidence is this model's too
+            if q_cjk and cross.whole:  # the main model cannot read the question: its evidence is this model's too
                 cos = np.where(inside, stats["null"] + xsem[row] * (1.0 - stats["null"]), cos)
             # for an English question they rank by it, but whether anything answers stays the main
             # model's call (``cos``): any passage on the corpus's subject clears this model's null
@@ -765,13 +795,13 @@ class HybridRanker:
 def HybridSearcher(index: Index, analyzer: Analyzer, rank: RankParams | None = None,
                    refresh: Callable[[], tuple[Index, Analyzer] | None] | None = None, *,
                    embedder: Embedder, params: HybridParams | None = None,
-                   cross: Callable[[], Embedder | None] | None = None) -> Searcher:
+                   cross: Callable[[], Embedder | None] | None = None, background: bool = True) -> Searcher:
     """A Searcher ranking with a HybridRanker (the ``factory`` signature of ``open_searcher``).
 
     The vectors of ``index`` are loaded (or computed) now, so the first query is fast.
     """
     rank = rank or RankParams()
-    ranker = HybridRanker(embedder, params, rank, cross=cross)
+    ranker = HybridRanker(embedder, params, rank, cross=cross, background=background)
     ranker.semantic_for(index)
     ranker.null_for(index)
     ranker.cross_for(index)
@@ -801,6 +831,25 @@ def without_speakers(query: str, names: tuple[str, ...]) -> str:
     return cleaned if re.search(r"\w", cleaned) else query
 
 
+def _read_all(index: Index, model: Embedder, docs: np.ndarray, cjk: np.ndarray, chinese: np.ndarray,
+              known: dict[str, np.ndarray]) -> CrossVectors:
+    """The multilingual model's vectors of every passage ``docs`` of ``index`` (those in ``known``
+    are not read again), saved beside the index."""
+    vectors = compute_cross(index, model, docs, cjk, chinese, known)
+    _keep_cross(vectors, cross_folder(index.folder, model) if index.folder else None, index)
+    return vectors
+
+
+def _keep_cross(vectors: CrossVectors, folder: Path | None, index: Index) -> None:
+    """Save ``vectors`` as ``folder`` when there is one; in memory only if that fails."""
+    if folder is None:
+        return
+    try:
+        save_cross(vectors, folder, index)
+    except OSError as e:
+        log.warning("cross-script vectors not saved beside the index (%s); kept in memory", e)
+
+
 def _one_blas_thread() -> Callable[[], contextlib.AbstractContextManager]:
     """A context-manager factory limiting NumPy's BLAS to one thread (a no-op without threadpoolctl)."""
     try:
@@ -811,18 +860,19 @@ def _one_blas_thread() -> Callable[[], contextlib.AbstractContextManager]:
     return functools.partial(controller.limit, limits=1, user_api="blas")
 
 
-def hybrid_stage(model: str, params: HybridParams | None = None, model_cache: Path | None = None
-                 ) -> tuple[tuple[Extra, ...], Callable[..., Searcher]]:
+def hybrid_stage(model: str, params: HybridParams | None = None, model_cache: Path | None = None,
+                 background: bool = True) -> tuple[tuple[Extra, ...], Callable[..., Searcher]]:
     """The ``extras`` and ``factory`` for ``open_searcher`` in hybrid mode.
 
     Loads the model now (its ONNX graph kept in ``model_cache``, see ``Embedder``); raises
-    ``SemanticUnavailable`` when the extra or the model is missing.
+    ``SemanticUnavailable`` when the extra or the model is missing. ``background``: see
+    ``HybridRanker``.
     """
     params = params or HybridParams()
     embedder = Embedder(model, model_cache=model_cache)
     cross = functools.cache(functools.partial(cross_embedder, model_cache)) if params.cross_script else None
     return (embedding_extra(embedder, params),), functools.partial(HybridSearcher, embedder=embedder, params=params,
-                                                                   cross=cross)
+                                                                   cross=cross, background=background)
 
 
 def cross_embedder(model_cache: Path | None = None) -> Embedder | None:

@@ -11,6 +11,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -358,23 +360,28 @@ def test_with_the_english_model_a_question_finds_the_answer_that_is_only_in_the_
     assert alone.search(question, k=1)[0].text.startswith("our rocket launches")  # blind to the Chinese answer
     assert not any(h.text.startswith("the battery pack") for h in alone.search(asked_in_chinese, k=3))
 
-    e5 = _CountingE5()
+    e5 = _CountingE5(hold=True)
     factory = functools.partial(HybridSearcher, embedder=embedder, cross=lambda: e5)
     both = open_searcher(d, d / "corpus.toml", tmp_path / "both", factory=factory)
     texts = [both.index.passage(i).text for i in range(both.index.size)]
-    assert sorted(e5.embedded) == sorted(texts)  # a corpus that mixes scripts is read twice
+    chinese = [t for t in texts if re.search(r"[\u4e00-\u9fff]", t)]
+    assert 0 < len(chinese) < len(texts) and sorted(e5.embedded) == sorted(chinese)  # the Chinese ones first
+    assert both.search(question, k=1)[0].text.startswith("我们的火箭发")  # enough for English questions
+    e5.release.set()  # the rest are read in the background: the corpus is read twice
+    assert _within(30, lambda: sorted(e5.embedded) == sorted(texts))
     # a Chinese question, which the English model cannot read, finds the answer given in English
-    assert both.search(asked_in_chinese, k=1)[0].text.startswith("the battery pack")
+    assert _within(5, lambda: both.search(asked_in_chinese, k=1)[0].text.startswith("the battery pack"))
     assert both.search("猫每天早上几点叫醒他？", k=1)[0].text.startswith("我家的猫")  # and the one in Chinese
     hits = both.search(question, k=2)
     assert [h.text[:6] for h in hits] == ["我们的火箭发", "our ro"]  # methane and oxygen, then the launch
     assert both.search("what does the cat do early in the morning", k=1)[0].text.startswith("我家的猫")
     assert both.search("how many hours does he sleep a night", k=1)[0].text.startswith("honestly i sleep")
     # the second model's vectors are kept beside the index, and a new searcher reads them back
-    assert len(list((tmp_path / "both").glob("builds/*/cross-*/vecs.npy"))) == 1
+    assert len(list((tmp_path / "both").glob("builds/*/cross-*[0-9]/vecs.npy"))) == 1
     _, stage = hybrid_stage(DEFAULT_MODEL)  # as the bot opens it: the second model loads when the corpus asks
     again = open_searcher(d, d / "corpus.toml", tmp_path / "both", factory=stage)
-    assert isinstance(again.ranker.cross_for(again.index).vecs, np.memmap)
+    assert isinstance(again.ranker.cross_for(again.index).vecs, np.memmap) and again.ranker.cross_for(again.index).whole
+    assert again.search(asked_in_chinese, k=1)[0].text.startswith("the battery pack")
     assert again.search(question, k=1)[0].text.startswith("我们的火箭发")
     # a new turn in Chinese: only it is read by the second model, the others' vectors are kept
     e5.embedded.clear()
@@ -383,19 +390,44 @@ def test_with_the_english_model_a_question_finds_the_answer_that_is_only_in_the_
         f.write(f"- [host] and how did you travel there, by plane or by train? - [guest] {train}\n")
     assert both.refresh() is True
     assert both.search(question, k=1)[0].text.startswith("我们的火箭发")
-    assert sorted(e5.embedded) == sorted({both.index.passage(i).text for i in range(both.index.size)} - set(texts))
+    new = {both.index.passage(i).text for i in range(both.index.size)} - set(texts)
+    assert _within(30, lambda: sorted(e5.embedded) == sorted(new))
+    assert _within(5, lambda: both.search(asked_in_chinese, k=1)[0].text.startswith("the battery pack"))
+    # a command that answers and exits (``quotebot search``) reads everything before its first answer
+    once = _CountingE5(hold=True)
+    oneshot = open_searcher(d, d / "corpus.toml", tmp_path / "oneshot", factory=functools.partial(
+        HybridSearcher, embedder=embedder, cross=lambda: once, background=False))
+    assert sorted(once.embedded) == sorted(oneshot.index.passage(i).text for i in range(oneshot.index.size))
+    assert oneshot.search(asked_in_chinese, k=1)[0].text.startswith("the battery pack")
+
+
+def _within(seconds: float, condition) -> bool:
+    """Whether ``condition()`` holds within ``seconds`` (asked every 50 ms)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 class _CountingE5(Embedder):
-    """multilingual-e5-small, noting each passage text it embeds."""
+    """multilingual-e5-small, noting each passage text it embeds; with ``hold``, a call from a
+    background thread waits for ``release`` (so a test sees the searcher before it is done)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold: bool = False) -> None:
         super().__init__(CROSS_MODEL)
         self.embedded: list[str] = []
+        self.release = threading.Event()
+        if not hold:
+            self.release.set()
 
     def embed_documents(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        if threading.current_thread() is not threading.main_thread():
+            self.release.wait(30)
+        vecs = super().embed_documents(texts, batch_size)
         self.embedded.extend(texts)
-        return super().embed_documents(texts, batch_size)
+        return vecs
 
 
 def test_an_english_corpus_never_loads_the_second_model(topic_corpus, tmp_path, embedder):
