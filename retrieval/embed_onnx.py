@@ -3,11 +3,13 @@
 No torch: the encoder graph is written out here from the model folder's ``config.json`` and
 ``model.safetensors`` (token type 0 folded into the word embeddings) and cached on disk under
 a key of the weights, so the graph is built once per machine (a few seconds) and loaded in
-well under a second afterwards. Matrix products stay float32 by default: ONNX Runtime's
-dynamic int8 quantisation scales each batch's activations by that batch's own range, so a
-text's vector depended on which texts shared its batch (hybrid dev s@1 0.675 against 0.750 in
-float32), and on AVX2 CPUs without VNNI it measured no faster. ``quantize=True`` still builds
-the int8 graph (per weight column) for comparison. Tokenisation is the model's own ``tokenizer.json`` (``tokenizers``).
+well under a second afterwards. Matrix products are float32 by default. With ``quantize`` the
+dense layers multiply in int8: weights scaled per output column, activations per token by that
+token's own largest magnitude (ONNX Runtime's dynamic quantisation scales a whole batch by its
+range, so a text's vector depended on which texts shared its batch). That graph runs about 2x
+faster on AVX-512 VNNI cores, its vectors at cosine 0.997 to float32's, but hybrid search lost
+more than 0.02 s@1 with it (README, "Semantic search"). Tokenisation is the model's own
+``tokenizer.json`` (``tokenizers``).
 
 Inputs are sorted by length and batched so each batch pads to its own longest text. Whole
 texts can also be read once, a sentence per window, with any spans of them pooled from the
@@ -32,6 +34,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 GRAPH_VERSION = 1
+GELU_FLOOR = -0.17  # GELU's minimum is about -0.16997
 OPSET = 17
 
 
@@ -125,11 +128,13 @@ def weights_key(folder: Path) -> str:
     return BertFolder(folder).key()
 
 
-def build_graph(source: EncoderSource | Path):
-    """The fp32 ONNX encoder: (input_ids, attention_mask) -> tokens, mean.
+def build_graph(source: EncoderSource | Path, int8: bool = False):
+    """The ONNX encoder: (input_ids, attention_mask) -> tokens, mean.
 
     Outputs ``tokens`` (batch x seq x hidden, the last layer) and ``mean`` (mask-weighted mean
-    of the tokens, not normalised).
+    of the tokens, not normalised). With ``int8`` the dense layers multiply in int8: weights
+    scaled per output column, each token's activations by that token's own largest magnitude,
+    so a text's vector does not depend on the texts that share its batch.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -150,8 +155,58 @@ def build_graph(source: EncoderSource | Path):
         return out
 
     def linear(x: str, prefix: str, out: str) -> str:
+        if int8:
+            return linear_int8(x, w[f"{prefix}.weight"], w[f"{prefix}.bias"], out)
         mm = node("MatMul", [x, const(f"{prefix}.wT", w[f"{prefix}.weight"].T.astype(np.float32))], f"{out}_mm")
         return node("Add", [mm, const(f"{prefix}.b", w[f"{prefix}.bias"])], out)
+
+    def linear_int8(x: str, weight: np.ndarray, bias: np.ndarray, out: str, floor: float | None = None) -> str:
+        weight = weight.astype(np.float32)  # out x in
+        w_scale = np.maximum(np.abs(weight).max(axis=1), 1e-12) / 127.0
+        w_q = np.round(weight / w_scale[:, None]).astype(np.int8).T  # in x out
+        rows = node("Reshape", [x, const(f"{out}_2d", np.array([-1, weight.shape[1]], np.int64))], f"{out}_rows")
+        if floor is not None:
+            # activations never below ``floor`` (GELU's): shifted to start at 0 they use all 256 steps;
+            # (x - floor) W = x W - floor * W's row sums, taken off the bias
+            rows = node("Sub", [rows, const(f"{out}_floor", np.array(floor, np.float32))], f"{out}_up")
+            bias = bias.astype(np.float64) + floor * weight.astype(np.float64).sum(axis=1)
+            top = node("ReduceMax", [rows], f"{out}_top", axes=[1], keepdims=0)
+            x_scale = node("Div", [node("Max", [top, const(f"{out}_tiny", np.array(1e-12, np.float32))], f"{out}_peak"),
+                                   const(f"{out}_255", np.array(255.0, np.float32))], f"{out}_xs")
+            zp = 0
+        else:  # per token (row): scale = max |x| / 127, quantised to uint8 around 128
+            top = node("ReduceMax", [rows], f"{out}_top", axes=[1], keepdims=0)
+            bottom = node("Neg", [node("ReduceMin", [rows], f"{out}_low", axes=[1], keepdims=0)], f"{out}_bottom")
+            x_scale = node("Div", [node("Max", [top, bottom, const(f"{out}_tiny", np.array(1e-12, np.float32))],
+                                        f"{out}_peak"), const(f"{out}_127", np.array(127.0, np.float32))], f"{out}_xs")
+            zp = 128
+        zero = node("ConstantOfShape", [node("Shape", [x_scale], f"{out}_n")], f"{out}_zp",
+                    value=helper.make_tensor("v", TensorProto.UINT8, [1], [zp]))
+        x_q = node("QuantizeLinear", [rows, x_scale, zero], f"{out}_xq", axis=0)
+        nodes.append(helper.make_node(
+            "MatMulIntegerToFloat", [x_q, const(f"{out}_wq", w_q), const(f"{out}_one", np.array(1.0, np.float32)),
+                                     const(f"{out}_ws", w_scale.astype(np.float32)),
+                                     const(f"{out}_azp", np.array(zp, np.uint8))],
+            [f"{out}_acc"], name=f"{out}_acc", domain="com.microsoft"))
+        scaled = node("Mul", [f"{out}_acc", node("Unsqueeze", [x_scale, const(f"{out}_ax1", np.array([1], np.int64))],
+                                                 f"{out}_xs2")], f"{out}_mm")
+        biased = node("Add", [scaled, const(f"{out}_b", bias.astype(np.float32))], f"{out}_flat")
+        back = node("Concat", [node("Shape", ["input_ids"], f"{out}_bt"),
+                               const(f"{out}_width", np.array([weight.shape[0]], np.int64))], f"{out}_3d", axis=0)
+        return node("Reshape", [biased, back], out)
+
+    def query_key_value(x: str, p: str, i: int) -> tuple[str, str, str]:
+        names = ("query", "key", "value")
+        if not int8:
+            return tuple(linear(x, f"{p}.attention.self.{n}", f"l{i}_{n}") for n in names)
+        # one product for the three: the activations are quantised once
+        weight = np.concatenate([w[f"{p}.attention.self.{n}.weight"] for n in names])
+        bias = np.concatenate([w[f"{p}.attention.self.{n}.bias"] for n in names])
+        qkv = linear_int8(x, weight, bias, f"l{i}_qkv")
+        outs = [f"l{i}_{n}" for n in names]
+        nodes.append(helper.make_node("Split", [qkv, const(f"l{i}_thirds", np.array([h, h, h], np.int64))], outs,
+                                      name=f"l{i}_split", axis=-1))
+        return tuple(outs)
 
     def layer_norm(x: str, prefix: str, out: str) -> str:
         return node("LayerNormalization", [x, const(f"{prefix}.g", w[f"{prefix}.weight"]),
@@ -189,8 +244,7 @@ def build_graph(source: EncoderSource | Path):
     scale = const("scale", np.array(1.0 / np.sqrt(dh), np.float32))
     for i in range(shape.layers):
         p = f"encoder.layer.{i}"
-        q, k, v = (node("Reshape", [linear(x, f"{p}.attention.self.{n}", f"l{i}_{n}"), split], f"l{i}_{n}_h")
-                   for n in ("query", "key", "value"))
+        q, k, v = (node("Reshape", [t, split], f"{t}_h") for t in query_key_value(x, p, i))
         qt = node("Transpose", [q], f"l{i}_qt", perm=[0, 2, 1, 3])
         kt = node("Transpose", [k], f"l{i}_kt", perm=[0, 2, 3, 1])
         vt = node("Transpose", [v], f"l{i}_vt", perm=[0, 2, 1, 3])
@@ -205,7 +259,8 @@ def build_graph(source: EncoderSource | Path):
         gelu = node("Mul", [node("Mul", [inner, node("Add", [const(f"l{i}_one", np.array(1.0, np.float32)), node(
             "Erf", [node("Div", [inner, const(f"l{i}_sqrt2", np.array(np.sqrt(2.0), np.float32))], f"l{i}_gd")],
             f"l{i}_erf")], f"l{i}_ge")], f"l{i}_gm"), const(f"l{i}_half", np.array(0.5, np.float32))], f"l{i}_gelu")
-        out = linear(gelu, f"{p}.output.dense", f"l{i}_out")
+        out = (linear_int8(gelu, w[f"{p}.output.dense.weight"], w[f"{p}.output.dense.bias"], f"l{i}_out",
+                           floor=GELU_FLOOR) if int8 else linear(gelu, f"{p}.output.dense", f"l{i}_out"))
         x = layer_norm(node("Add", [out, x], f"l{i}_res2"), f"{p}.output.LayerNorm", f"l{i}_x2")
     nodes.append(helper.make_node("Identity", [x], ["tokens"], name="tokens"))
     m3 = node("Unsqueeze", [maskf, const("ax2", np.array([2], np.int64))], "mask3")
@@ -221,7 +276,8 @@ def build_graph(source: EncoderSource | Path):
         [helper.make_tensor_value_info("tokens", TensorProto.FLOAT, ["batch", "seq", h]),
          helper.make_tensor_value_info("mean", TensorProto.FLOAT, ["batch", h])],
         initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="quotebot")
+    opsets = [helper.make_opsetid("", OPSET)] + ([helper.make_opsetid("com.microsoft", 1)] if int8 else [])
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="quotebot")
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
@@ -241,7 +297,7 @@ def onnx_model_path(source: EncoderSource | Path, quantize: bool = False, cache_
     """
     if isinstance(source, Path):
         source = BertFolder(source)
-    key = f"{source.key()}-{'int8' if quantize else 'fp32'}"
+    key = f"{source.key()}-{'int8t' if quantize else 'fp32'}"  # int8t: per-token scales (int8 was per batch)
     cache = cache_dir or default_cache_dir()
     target = cache / f"bert-{key}.onnx"
     if target.is_file():
@@ -252,28 +308,14 @@ def onnx_model_path(source: EncoderSource | Path, quantize: bool = False, cache_
         cache = Path(tempfile.mkdtemp(prefix="quotebot-model-"))
         target = cache / target.name
     log.info("building the ONNX graph of %s (once; cached in %s)", source.name, cache)
-    fp32 = cache / f".{key}-{uuid.uuid4().hex[:6]}-fp32.onnx"
     tmp = cache / f".{key}-{uuid.uuid4().hex[:6]}.onnx"
     try:
         import onnx
 
-        onnx.save(build_graph(source), str(fp32))
-        if quantize:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            previous = logging.root.manager.disable
-            logging.disable(logging.WARNING)  # its advice to pre-process the graph goes to the root logger
-            try:
-                quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                                 op_types_to_quantize=["MatMul"])
-            finally:
-                logging.disable(previous)
-        else:
-            os.replace(fp32, tmp)
+        onnx.save(build_graph(source, int8=quantize), str(tmp))
         os.replace(tmp, target)
     finally:
-        for f in (fp32, tmp):
-            f.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
     return target
 
 
