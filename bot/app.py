@@ -113,8 +113,27 @@ def run(settings: Settings, platforms: list[str]) -> None:
     """``serve`` the platforms, the index opened (or built) first in the main thread, before the event loop
     starts: Ctrl-C during a long build then stops at once (KeyboardInterrupt) instead of after it, as a
     build in a worker thread cannot be interrupted."""
-    searcher = build_searcher(settings)
+    with _noting_ctrl_c() as pressed:
+        searcher = build_searcher(settings)
+    if pressed:  # the KeyboardInterrupt was raised where it is only printed (a finaliser): stop all the same
+        raise KeyboardInterrupt
     asyncio.run(serve(settings, platforms, searcher=searcher))
+
+
+@contextlib.contextmanager
+def _noting_ctrl_c():
+    """SIGINT raises KeyboardInterrupt as usual, and is also noted in the list yielded."""
+    pressed: list[bool] = []
+
+    def interrupt(signum, frame) -> None:
+        pressed.append(True)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 async def serve(settings: Settings, platforms: list[str], *, searcher: Retriever | None = None) -> None:

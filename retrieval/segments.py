@@ -12,6 +12,7 @@ own instead, so every passage gets exactly ``Analyzer.document_tokens(passage.te
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -202,11 +203,27 @@ _forked_jobs: list = []
 def _start_worker(analyzer: Analyzer) -> None:
     # Ctrl-C reaches the whole process group: the parent stops the build (it cancels the jobs not
     # begun and waits for the few under way); a worker killed by it would print a traceback and
-    # break the pool while the parent is shutting it down.
+    # break the pool while the parent is shutting it down. Forked with SIGINT held back
+    # (``_ctrl_c_held``), a worker ignores it before letting it through.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _worker["analyzer"] = analyzer
     _worker["table"] = TermTable()
     _worker["sent"] = 0  # terms of the worker's table already shipped to the parent
+
+
+@contextlib.contextmanager
+def _ctrl_c_held():
+    """SIGINT held back in this (main) thread while the body forks, delivered after it."""
+    hold = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    if hold:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        if hold:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _analyse_in_worker(job) -> tuple[SourceSegment, int, int, list[str]] | str:
@@ -292,7 +309,9 @@ def analyse_many(jobs: list, analyzer: Analyzer, table: TermTable, workers: int)
         with ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_start_worker,
                                  initargs=(analyzer,)) as pool:
             sent = range(len(jobs)) if method == "fork" else jobs
-            for out in pool.map(_analyse_in_worker, sent, chunksize=1):
+            with _ctrl_c_held():  # map submits every job now, starting the workers
+                outs = pool.map(_analyse_in_worker, sent, chunksize=1)
+            for out in outs:
                 done += 1
                 if isinstance(out, str):
                     yield out

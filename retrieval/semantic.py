@@ -168,17 +168,19 @@ def choose_backend(name: str) -> str:
 # How the ONNX backend runs a model; part of its vectors' key, so vectors stored under another
 # graph (the int8 one of earlier versions) are never mixed with this one's.
 ONNX_GRAPH = "fp32"
+INT8_GRAPH = "int8-token"  # ``Embedder(int8=True)``: activations scaled per token (``retrieval.embed_onnx``)
 
 
-def model_key(resolved: str, backend: str = SENTENCE_TRANSFORMERS) -> str:
-    """A short key naming a model's weights and backend, used to name its cached embeddings.
+def model_key(resolved: str, backend: str = SENTENCE_TRANSFORMERS, int8: bool = False) -> str:
+    """A short key naming a model's weights and backend (and the ONNX backend's precision), used
+    to name its cached embeddings.
 
     For a folder it covers the file names, sizes and modification times, so replacing the
     model's files invalidates the cache; for a hub id it is the id.
     """
     h = hashlib.sha256(resolved.encode())
     if backend == ONNX:
-        h.update(f"|{backend}-{ONNX_GRAPH}".encode())
+        h.update(f"|{backend}-{INT8_GRAPH if int8 else ONNX_GRAPH}".encode())
     elif backend != SENTENCE_TRANSFORMERS:
         h.update(f"|{backend}".encode())
     folder = Path(resolved)
@@ -242,7 +244,7 @@ class _SentenceTransformersBackend:
 
 
 class _OnnxBackend:
-    def __init__(self, name: str, resolved: str, cache_dir: Path | None) -> None:
+    def __init__(self, name: str, resolved: str, cache_dir: Path | None, int8: bool = False) -> None:
         missing = [m for m in _ONNX_MODULES if not _importable(m)]
         if missing:
             raise SemanticUnavailable(f"semantic search needs the 'semantic' extra (missing {', '.join(missing)}): "
@@ -260,7 +262,7 @@ class _OnnxBackend:
             raise SemanticUnavailable(f"embedding model {name!r}: the ONNX backend needs a folder with "
                                       f"model.safetensors and tokenizer.json ({resolved})")
         try:
-            self._bert = OnnxBert(source, cache_dir=cache_dir)
+            self._bert = OnnxBert(source, cache_dir=cache_dir, quantize=int8)
         except Exception as e:  # a model that is not a BERT encoder, a broken file, an unwritable cache
             raise SemanticUnavailable(f"embedding model {name!r} did not load on ONNX Runtime ({resolved}): {e}") from e
         self.dim = self._bert.dim
@@ -288,20 +290,22 @@ class Embedder:
 
     Thread-safe; query embeddings are cached (a "more results" request repeats its query).
     ``model_cache`` is where the ONNX backend keeps the graph it builds (default
-    ``~/.cache/quotebot/models``).
+    ``~/.cache/quotebot/models``). ``int8``: the ONNX backend multiplies in int8 (about twice
+    as fast; see ``retrieval.embed_onnx`` for what it costs in quality).
     """
 
     def __init__(self, name: str = DEFAULT_MODEL, device: str = "cpu", cache_size: int = 256,
-                 model_cache: Path | None = None) -> None:
+                 model_cache: Path | None = None, int8: bool = False) -> None:
         resolved = resolve_model(name)
         if not extra_installed():
             raise SemanticUnavailable(f"semantic search needs the 'semantic' extra: {INSTALL_HINT}")
         backend = choose_backend(name)
         if backend == ONNX:
-            self._backend: Backend = _OnnxBackend(name, resolved, model_cache)
+            self._backend: Backend = _OnnxBackend(name, resolved, model_cache, int8)
         else:
             self._backend = _SentenceTransformersBackend(name, resolved, device)
-        self.info = ModelInfo(name, resolved, model_key(resolved, backend), int(self._backend.dim), backend)
+        self.info = ModelInfo(name, resolved, model_key(resolved, backend, int8 and backend == ONNX),
+                              int(self._backend.dim), backend)
         self._lock = threading.Lock()
         self._asking = 0  # queries waiting for the model: they go before the next run of documents
         self._asked = threading.Condition()

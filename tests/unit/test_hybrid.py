@@ -416,7 +416,7 @@ class _CountingE5(Embedder):
     background thread waits for ``release`` (so a test sees the searcher before it is done)."""
 
     def __init__(self, hold: bool = False) -> None:
-        super().__init__(CROSS_MODEL)
+        super().__init__(CROSS_MODEL, int8=True)  # as cross_embedder loads it
         self.embedded: list[str] = []
         self.release = threading.Event()
         if not hold:
