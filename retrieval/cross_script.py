@@ -143,8 +143,10 @@ def compute_cross(index: Index, embedder: Embedder, docs: np.ndarray, cjk: np.nd
     for i, t in enumerate(texts):
         if t in known:
             vecs[i] = known[t]
-    if new:
-        vecs[new] = embedder.embed_documents([texts[i] for i in new])
+    if new:  # a text said many times ("tell me more") is embedded once
+        distinct = list(dict.fromkeys(texts[i] for i in new))
+        got = dict(zip(distinct, embedder.embed_documents(distinct), strict=True))
+        vecs[new] = np.stack([got[texts[i]] for i in new])
     cjk = np.asarray(cjk, bool)
     null = {}
     for question_cjk, probes in ((False, PROBES), (True, PROBES_ZH)):

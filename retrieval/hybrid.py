@@ -531,6 +531,9 @@ class HybridRanker:
         self._cross_lock = threading.Lock()
         self._cross: tuple[Index, CrossVectors | None] | None = None
         self._cross_before: tuple[Index, CrossVectors] | None = None  # the last index's, for reuse
+        self._reader_lock = threading.Lock()
+        self._reader: threading.Thread | None = None  # reads the passages of the majority script (``cross_for``)
+        self._wanted: tuple | None = None  # the newest index it should read
 
     def describe(self) -> str:
         cross = self._cross[1] if self._cross is not None else None
@@ -653,25 +656,41 @@ class HybridRanker:
                 if not vectors.whole:
                     known.update(vectors.by_text(index))
                     if self.background:
-                        threading.Thread(target=self._read_the_rest, args=(index, model, docs, cjk, chinese, known),
-                                         name="quotebot-cross-script", daemon=True).start()
+                        self._want_reading((index, model, docs, cjk, chinese, known))
                     else:
                         vectors = _read_all(index, model, docs, cjk, chinese, known)
             self._cross, self._cross_before = (index, vectors), None
             return vectors
 
-    def _read_the_rest(self, index: Index, model: Embedder, docs: np.ndarray, cjk: np.ndarray,
-                       chinese: np.ndarray, known: dict[str, np.ndarray]) -> None:
-        """``_read_all`` in a background thread; its vectors are served if ``index`` is still the
-        one searched."""
-        try:
-            vectors = _read_all(index, model, docs, cjk, chinese, known)
-        except Exception:  # the Chinese passages' vectors keep serving
-            log.exception("cross-script vectors of the English passages not computed")
-            return
-        with self._cross_lock:
-            if self._cross is not None and self._cross[0] is index:
-                self._cross = (index, vectors)
+    def _want_reading(self, job: tuple) -> None:
+        """Have the background reader read every passage of ``job``'s index (``_read_all``'s
+        arguments); one reader at a time, which takes the newest index when it is done with one."""
+        with self._reader_lock:
+            self._wanted = job
+            if self._reader is None:
+                self._reader = threading.Thread(target=self._read_wanted, name="quotebot-cross-script", daemon=True)
+                self._reader.start()
+
+    def _read_wanted(self) -> None:
+        read: dict[str, np.ndarray] = {}  # what the last reading embedded: a newer index reuses it
+        while True:
+            with self._reader_lock:
+                job, self._wanted = self._wanted, None
+                if job is None:
+                    self._reader = None
+                    return
+            index, model, docs, cjk, chinese, known = job
+            try:
+                vectors = _read_all(index, model, docs, cjk, chinese, {**read, **known})
+            except Exception:  # the Chinese passages' vectors keep serving
+                log.exception("cross-script vectors of the English passages not computed")
+                continue
+            read = vectors.by_text(index)
+            with self._cross_lock:
+                if self._cross is not None and self._cross[0] is index:
+                    self._cross = (index, vectors)
+                elif self._cross_before is not None and self._cross_before[0] is index:
+                    self._cross_before = (index, vectors)  # a newer index, not opened yet, reuses them
 
     def rank(self, index: Index, plan: QueryPlan, depth: int) -> Ranked:
         """BM25 and semantic top candidates, pooled and fused."""
