@@ -166,7 +166,8 @@ def choose_backend(name: str) -> str:
 
 
 # How the ONNX backend runs a model; part of its vectors' key, so vectors stored under another
-# graph (the int8 one of earlier versions) are never mixed with this one's.
+# graph (the int8 one of earlier versions) are never mixed with this one's. Change the name when
+# the graph's arithmetic changes (``retrieval.embed_onnx``): the stored vectors go with it.
 ONNX_GRAPH = "fp32"
 INT8_GRAPH = "int8-token"  # ``Embedder(int8=True)``: activations scaled per token (``retrieval.embed_onnx``)
 
