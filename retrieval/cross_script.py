@@ -106,9 +106,7 @@ def _holding_chinese(index: Index) -> np.ndarray:
 def cjk_passages(index: Index) -> np.ndarray:
     """The live passages of ``index`` written mostly in Chinese, ascending; none unless other
     passages are not (only passages holding a Chinese term are read)."""
-    holding = _holding_chinese(index)
-    cjk = holding[np.fromiter((mostly_cjk(index.passage(int(d)).text) for d in holding), bool, len(holding))]
-    return cjk if len(cjk) < index.live_size else np.zeros(0, np.int64)
+    return _chinese_passages(index)[0]
 
 
 # A run of this many Chinese characters is a sentence or more: a passage holding one reads as
@@ -116,18 +114,27 @@ def cjk_passages(index: Index) -> np.ndarray:
 CHINESE_RUN = re.compile(rf"[{CJK_RANGES}]{{8}}")
 
 
+def _chinese_passages(index: Index) -> tuple[np.ndarray, np.ndarray]:
+    """``cjk_passages``, and the passages holding Chinese (mostly, or a run of ``CHINESE_RUN``);
+    each text is read once."""
+    holding = _holding_chinese(index)
+    texts = [index.passage(int(d)).text for d in holding]
+    mostly = np.fromiter((mostly_cjk(t) for t in texts), bool, len(texts))
+    run = np.fromiter((m or CHINESE_RUN.search(t) is not None for m, t in zip(mostly, texts, strict=True)),
+                      bool, len(texts))
+    cjk = holding[mostly]
+    return (cjk if len(cjk) < index.live_size else np.zeros(0, np.int64)), holding[run]
+
+
 def mixed_passages(index: Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The live passages of ``index`` when it mixes scripts (``cjk_passages`` finds some), which of
     them are mostly Chinese, and which hold Chinese (mostly, or a Chinese sentence among English);
     none otherwise."""
-    cjk = cjk_passages(index)
+    cjk, chinese = _chinese_passages(index)
     if not len(cjk):
         return np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, bool)
     docs = np.flatnonzero(index.live).astype(np.int64)
-    holding = _holding_chinese(index)
-    chinese = holding[np.fromiter((CHINESE_RUN.search(index.passage(int(d)).text) is not None for d in holding),
-                                  bool, len(holding))]
-    return docs, np.isin(docs, cjk), np.isin(docs, np.union1d(cjk, chinese))
+    return docs, np.isin(docs, cjk), np.isin(docs, chinese)
 
 
 def compute_cross(index: Index, embedder: Embedder, docs: np.ndarray, cjk: np.ndarray, chinese: np.ndarray,

@@ -154,9 +154,9 @@ def build_graph(source: EncoderSource | Path, int8: bool = False):
         nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
 
-    def linear(x: str, prefix: str, out: str) -> str:
+    def linear(x: str, prefix: str, out: str, floor: float | None = None) -> str:
         if int8:
-            return linear_int8(x, w[f"{prefix}.weight"], w[f"{prefix}.bias"], out)
+            return linear_int8(x, w[f"{prefix}.weight"], w[f"{prefix}.bias"], out, floor)
         mm = node("MatMul", [x, const(f"{prefix}.wT", w[f"{prefix}.weight"].T.astype(np.float32))], f"{out}_mm")
         return node("Add", [mm, const(f"{prefix}.b", w[f"{prefix}.bias"])], out)
 
@@ -170,16 +170,13 @@ def build_graph(source: EncoderSource | Path, int8: bool = False):
             # (x - floor) W = x W - floor * W's row sums, taken off the bias
             rows = node("Sub", [rows, const(f"{out}_floor", np.array(floor, np.float32))], f"{out}_up")
             bias = bias.astype(np.float64) + floor * weight.astype(np.float64).sum(axis=1)
-            top = node("ReduceMax", [rows], f"{out}_top", axes=[1], keepdims=0)
-            x_scale = node("Div", [node("Max", [top, const(f"{out}_tiny", np.array(1e-12, np.float32))], f"{out}_peak"),
-                                   const(f"{out}_255", np.array(255.0, np.float32))], f"{out}_xs")
-            zp = 0
-        else:  # per token (row): scale = max |x| / 127, quantised to uint8 around 128
-            top = node("ReduceMax", [rows], f"{out}_top", axes=[1], keepdims=0)
-            bottom = node("Neg", [node("ReduceMin", [rows], f"{out}_low", axes=[1], keepdims=0)], f"{out}_bottom")
-            x_scale = node("Div", [node("Max", [top, bottom, const(f"{out}_tiny", np.array(1e-12, np.float32))],
-                                        f"{out}_peak"), const(f"{out}_127", np.array(127.0, np.float32))], f"{out}_xs")
-            zp = 128
+        # per token (row): shifted, scale = max x / 255 from 0; else max |x| / 127 around 128 (uint8)
+        peaks = [node("ReduceMax", [rows], f"{out}_top", axes=[1], keepdims=0)]
+        if floor is None:
+            peaks.append(node("Neg", [node("ReduceMin", [rows], f"{out}_low", axes=[1], keepdims=0)], f"{out}_bottom"))
+        steps, zp = (255.0, 0) if floor is not None else (127.0, 128)
+        x_scale = node("Div", [node("Max", [*peaks, const(f"{out}_tiny", np.array(1e-12, np.float32))], f"{out}_peak"),
+                               const(f"{out}_steps", np.array(steps, np.float32))], f"{out}_xs")
         zero = node("ConstantOfShape", [node("Shape", [x_scale], f"{out}_n")], f"{out}_zp",
                     value=helper.make_tensor("v", TensorProto.UINT8, [1], [zp]))
         x_q = node("QuantizeLinear", [rows, x_scale, zero], f"{out}_xq", axis=0)
@@ -259,8 +256,7 @@ def build_graph(source: EncoderSource | Path, int8: bool = False):
         gelu = node("Mul", [node("Mul", [inner, node("Add", [const(f"l{i}_one", np.array(1.0, np.float32)), node(
             "Erf", [node("Div", [inner, const(f"l{i}_sqrt2", np.array(np.sqrt(2.0), np.float32))], f"l{i}_gd")],
             f"l{i}_erf")], f"l{i}_ge")], f"l{i}_gm"), const(f"l{i}_half", np.array(0.5, np.float32))], f"l{i}_gelu")
-        out = (linear_int8(gelu, w[f"{p}.output.dense.weight"], w[f"{p}.output.dense.bias"], f"l{i}_out",
-                           floor=GELU_FLOOR) if int8 else linear(gelu, f"{p}.output.dense", f"l{i}_out"))
+        out = linear(gelu, f"{p}.output.dense", f"l{i}_out", floor=GELU_FLOOR)
         x = layer_norm(node("Add", [out, x], f"l{i}_res2"), f"{p}.output.LayerNorm", f"l{i}_x2")
     nodes.append(helper.make_node("Identity", [x], ["tokens"], name="tokens"))
     m3 = node("Unsqueeze", [maskf, const("ax2", np.array([2], np.int64))], "mask3")
